@@ -42,6 +42,7 @@ class RMInfo:
     reward_std: float | None = None
     base_model: str | None = None
     lora: bool = False
+    segment_ids: bool = False  # trained with BERT-style segment ids (see ``attach_segment_ids``); older RMs were not
 
     def save(self, directory: Path) -> None:
         (Path(directory) / RM_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -66,9 +67,11 @@ class RMFormat:
         getattr(tokenizer, "deprecation_warnings", {})["sequence-length-is-longer-than-the-specified-maximum"] = True
         if self.format == "chat_template" and not getattr(tokenizer, "chat_template", None):
             raise RealmError("this reward model was trained with a chat template but its tokenizer has none")
+        self.segment_offset = None
         if self.format == "pair":
             self._layout = _pair_layout(tokenizer)
             self._pair_specials = sum(len(part) for part in self._layout)
+            self.segment_offset = _segment_offset(tokenizer, self._layout)
 
     def encode(self, prompt: Sequence[Message], response: str) -> tuple[list[int], bool]:
         """Token ids and whether anything was cut to fit."""
@@ -139,6 +142,49 @@ def _pair_layout(tokenizer) -> tuple[list[int], list[int], list[int]]:
     i = _find(both, a, 0)
     j = _find(both, b, i + len(a))
     return both[:i], both[i + len(a):j], both[j + len(b):]
+
+
+def _segment_offset(tokenizer, layout) -> int | None:
+    """Where, counted from the start of the separator between prompt and response, a plain ``tokenizer(a, b)`` call
+    switches the segment id from 0 to 1 (BERT: 1, just after [SEP]); None for tokenizers without segment ids."""
+    if "token_type_ids" not in tokenizer.model_input_names:
+        return None
+    types = tokenizer("a", "b", add_special_tokens=True, return_token_type_ids=True)["token_type_ids"]
+    switch = next((i for i, t in enumerate(types) if t != types[0]), None)
+    if switch is None or types != [0] * switch + [1] * (len(types) - switch):
+        return None
+    prefix, middle, _ = layout
+    offset = switch - len(prefix) - len(tokenizer("a", add_special_tokens=False)["input_ids"])
+    return offset if 0 <= offset <= len(middle) else None
+
+
+def attach_segment_ids(model, fmt: RMFormat) -> bool:
+    """BERT-family models read a segment id per token (0 prompt, 1 response), which a plain ``tokenizer(prompt,
+    response)`` call sends. realm joins fitted ids itself, so a forward pre-hook adds the same segment ids wherever
+    a call gives none (training, evaluation, scoring, serving): realm's scores then equal a plain HF user's.
+    Returns whether the model takes segment ids (recorded in ``realm_rm.json`` as ``segment_ids``)."""
+    import torch
+
+    if fmt.segment_offset is None or getattr(model.config, "type_vocab_size", 0) < 2:
+        return False
+    prefix_len, offset = len(fmt._layout[0]), fmt.segment_offset
+    middle = torch.tensor(fmt._layout[1], dtype=torch.long)
+
+    def add_segment_ids(module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is None or kwargs.get("token_type_ids") is not None or ids.shape[1] < len(middle):
+            return None
+        hits = (ids.unfold(1, len(middle), 1) == middle.to(ids.device)).all(-1)
+        hits[:, :prefix_len] = False
+        # The first separator after the prefix ends the prompt (as in tokenizer(a, b)); rows without one stay 0.
+        start = torch.where(hits.any(1), hits.long().argmax(1), ids.shape[1]) + offset
+        types = torch.arange(ids.shape[1], device=ids.device)[None, :] >= start[:, None]
+        mask = kwargs.get("attention_mask")
+        kwargs["token_type_ids"] = (types & mask.bool() if mask is not None else types).long()
+        return args, kwargs
+
+    model.register_forward_pre_hook(add_segment_ids, with_kwargs=True)
+    return True
 
 
 def _find(seq: list[int], sub: list[int], start: int) -> int:
@@ -252,6 +298,8 @@ def load(name: str, *, device: str | None = None, max_length: int | None = None,
     ensure_pad_token(tokenizer, model, name)
     length = max_length or (info.max_length if info else None)
     fmt = RMFormat(tokenizer, model_max_length(model.config, tokenizer, length), info.format if info else None)
+    if info is None or info.segment_ids:  # realm RMs trained before segment ids existed are scored as trained
+        attach_segment_ids(model, fmt)
     model.to(device).eval()
     return LoadedRM(model, tokenizer, fmt, info, device)
 

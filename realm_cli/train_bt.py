@@ -368,6 +368,11 @@ def evaluate_sets(rm: rmlib.LoadedRM, validation: dict, batch_size: int) -> tupl
         chosen, rejected = s[: len(records)], s[len(records):]
         metrics[name] = pair_metrics(chosen, rejected)
         scores[name] = (chosen, rejected)
+        sources = sorted({r.source for r in records})
+        if len(sources) > 1:  # a held-out slice of a mixture: each source's share reported on its own too
+            for source in sources:
+                idx = [i for i, r in enumerate(records) if r.source == source]
+                metrics[f"{name}/{source}"] = pair_metrics([chosen[i] for i in idx], [rejected[i] for i in idx])
     return metrics, scores
 
 
@@ -461,6 +466,7 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
     set_seed(recipe.seed)  # the new score head is random: same seed, same head
     master = uses_master_weights(recipe, precision, device)
     model = load_model(recipe.model, tokenizer, precision, master)
+    segment_ids = rmlib.attach_segment_ids(model, fmt)
     lora = recipe.model.lora
     progress = _progress_callback(pairs_per_step)
     trainer_cls = _reward_trainer_class()
@@ -503,7 +509,7 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
         return metrics
     tokenizer.save_pretrained(str(output_dir))
     rmlib.RMInfo(format=fmt.format, max_length=max_length, reward_mean=seen_mean, reward_std=seen_std,
-                 base_model=recipe.model.name, lora=lora is not None).save(output_dir)
+                 base_model=recipe.model.name, lora=lora is not None, segment_ids=segment_ids).save(output_dir)
 
     rm = rmlib.load(str(output_dir), max_length=max_length)
     if recipe.launch.deepspeed_config is None:  # ZeRO-3 shards the live weights; the reload is the only copy
@@ -539,5 +545,6 @@ def write_merged(rm: rmlib.LoadedRM, output_dir: Path) -> Path:
     rm.tokenizer.save_pretrained(str(merged_dir))
     info = rm.info
     rmlib.RMInfo(format=info.format, max_length=info.max_length, reward_mean=info.reward_mean,
-                 reward_std=info.reward_std, base_model=info.base_model, lora=False).save(merged_dir)
+                 reward_std=info.reward_std, base_model=info.base_model, lora=False,
+                 segment_ids=info.segment_ids).save(merged_dir)
     return merged_dir

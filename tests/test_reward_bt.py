@@ -37,6 +37,48 @@ def test_pair_format_is_the_tokenizers_own_sentence_pair(bert_tok):
     assert fmt.count([user("How do I boil an egg?")], "Put it in boiling water for eight minutes.") == len(ids)
 
 
+def test_segment_ids_are_the_tokenizers_own(bert_tok, tiny_bert_dir):
+    """BERT reads a segment id per token; realm joins fitted ids itself, so its hook must add exactly the segment ids
+    (and padding) of a plain tokenizer(prompt, response) call, and leave explicitly given ones alone."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).eval()
+    fmt = rmlib.RMFormat(bert_tok, 128)
+    assert rmlib.attach_segment_ids(model, fmt)
+    prompts = ["How do I boil an egg?", "Name a colour.", "User: hi\n\nAssistant: hello\n\nUser: and tea?"]
+    responses = ["Eight minutes in boiling water.", "Blue, like a clear sky on a long summer afternoon.", "Yes."]
+    seen = {}
+    model.bert.embeddings.register_forward_hook(lambda m, args, kwargs, out: seen.update(kwargs), with_kwargs=True)
+    enc = bert_tok(prompts, responses, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        ours = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.view(-1)
+        assert torch.equal(seen["token_type_ids"], enc["token_type_ids"]) and enc["token_type_ids"].sum() > 0
+        plain = model(**enc).logits.view(-1)
+        zeros = model(**{**enc, "token_type_ids": torch.zeros_like(enc["token_type_ids"])}).logits.view(-1)
+    assert torch.equal(ours, plain) and not torch.allclose(ours, zeros)
+
+
+def test_rms_trained_without_segment_ids_are_scored_without_them(tmp_path, bert_tok, tiny_bert_dir):
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).eval()
+    enc = bert_tok(["q?"], ["an answer"], return_tensors="pt")
+    with torch.no_grad():
+        with_types = model(**enc).logits.item()
+        without = model(**{**enc, "token_type_ids": torch.zeros_like(enc["token_type_ids"])}).logits.item()
+    shutil.copytree(tiny_bert_dir, tmp_path / "rm")
+    rmlib.RMInfo(format="pair", max_length=64).save(tmp_path / "rm")  # a realm RM from before segment ids
+    old = rmlib.score(rmlib.load(str(tmp_path / "rm")), [[user("q?")]], ["an answer"], precision="fp32")
+    (tmp_path / "rm" / rmlib.RM_FILE).unlink()  # a plain hub RM: scored the way its tokenizer encodes pairs
+    plain = rmlib.score(rmlib.load(str(tmp_path / "rm")), [[user("q?")]], ["an answer"], precision="fp32")
+    assert old == pytest.approx([without], abs=1e-6) and plain == pytest.approx([with_types], abs=1e-6)
+    assert with_types != pytest.approx(without, abs=1e-6)
+
+
 def test_pair_fitting_cuts_oldest_context_then_response_tail(bert_tok):
     fmt = rmlib.RMFormat(bert_tok, 32)
     prompt = [user("alpha " * 40), {"role": "assistant", "content": "ok"}, user("final question here")]

@@ -27,7 +27,7 @@ def _plain_scores(out, prompts, responses):
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
     with torch.no_grad():
-        enc = tok(prompts, responses, return_tensors="pt", padding=True, return_token_type_ids=False)
+        enc = tok(prompts, responses, return_tensors="pt", padding=True)  # with BERT's segment ids, as users call it
         return model(**enc).logits.view(-1).tolist()
 
 
@@ -44,6 +44,7 @@ def test_full_bert_run_writes_a_plain_hf_reward_model(tmp_path, tiny_bert_dir):
     assert held["pairs"] == 12 and held["accuracy"] >= 0.9  # the synthetic preference is easy to learn
     info = json.loads((out / "realm_rm.json").read_text())
     assert info["format"] == "pair" and info["max_length"] == 64 and info["reward_std"] > 0
+    assert info["segment_ids"] is True  # trained with [CLS] prompt [SEP] = segment 0, response [SEP] = segment 1
 
     from realm_plugins.rewards.bt import BTReward
 
@@ -154,3 +155,21 @@ def test_fp16_and_gpu_recipes_on_cpu_fail_before_loading(tmp_path, tiny_bert_dir
         runner.run("train-rm", "gpt2-lora-6gb", [f"output_dir={tmp_path}/gpu"])
     with pytest.raises(RealmError, match="needs CUDA GPUs"):
         runner.run("train-rm", "gemma2b-zero3", [])
+
+
+def test_a_mixed_validation_set_is_also_reported_per_source(tiny_bert_dir):
+    from realm_cli import reward_model as rmlib
+    from realm_cli.data import PreferenceRecord
+    from realm_cli.train_bt import evaluate_sets
+
+    def rec(source, i):
+        return PreferenceRecord(prompt=[{"role": "user", "content": f"question {i}?"}], chosen=f"a long answer {i}",
+                                rejected="no", source=source, id=str(i))
+
+    records = [rec("hh-rlhf", i) for i in range(5)] + [rec("pandalm", i) for i in range(3)]
+    metrics, _ = evaluate_sets(rmlib.load(tiny_bert_dir), {"held-out": records, "other": records[:5]}, 4)
+    assert set(metrics) == {"held-out", "held-out/hh-rlhf", "held-out/pandalm", "other"}
+    assert (metrics["held-out/hh-rlhf"]["pairs"], metrics["held-out/pandalm"]["pairs"]) == (5, 3)
+    both = metrics["held-out/hh-rlhf"]["accuracy"] * 5 + metrics["held-out/pandalm"]["accuracy"] * 3
+    assert metrics["held-out"]["accuracy"] * 8 == pytest.approx(both)
+    assert metrics["other"] == metrics["held-out/hh-rlhf"]
