@@ -11,6 +11,7 @@ The choice is saved in ``realm_rm.json`` next to the weights.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -244,6 +245,22 @@ def load_tokenizer(path: str, name: str, trust_remote_code: bool = False, revisi
     return tokenizer
 
 
+@contextlib.contextmanager
+def fresh_head_expected():
+    """Load a base model as a sequence classifier without transformers' "newly initialized: score.weight" report
+    (and TRL's twin warning): a fresh head is expected when training starts or a LoRA adapter brings the head."""
+    from transformers.utils import logging as hf_logging
+    from trl.trainer.reward_trainer import suppress_seqcls_warning
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with suppress_seqcls_warning():
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def head_modules(model) -> list[str]:
     """The top-level modules that are not the pretrained backbone: the score head (``score``, ``classifier``, a
     DeBERTa ``pooler``). LoRA must save them in full or a reloaded RM gets a fresh random head (trl#1379)."""
@@ -280,8 +297,9 @@ def load(name: str, *, device: str | None = None, max_length: int | None = None,
             from peft import PeftModel
 
             base = json.loads(adapter.read_text())["base_model_name_or_path"]
-            model = AutoModelForSequenceClassification.from_pretrained(
-                models.local_path(base), num_labels=1, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+            with fresh_head_expected():  # the adapter directory carries the trained head
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    models.local_path(base), num_labels=1, dtype=torch_dtype, trust_remote_code=trust_remote_code)
             model = PeftModel.from_pretrained(model, path).merge_and_unload()
         else:
             model, report = AutoModelForSequenceClassification.from_pretrained(
@@ -306,8 +324,6 @@ def load(name: str, *, device: str | None = None, max_length: int | None = None,
 
 def autocast(device: str, precision: str = "auto"):
     """bf16 autocast where the hardware does bf16 matmul fast (AMX/AVX512-BF16 CPUs, bf16 GPUs), else a no-op."""
-    import contextlib
-
     import torch
 
     from .models import bf16_supported

@@ -117,7 +117,6 @@ def load_model(model_cfg, tokenizer, precision: str, master_weights: bool = Fals
     CPU (measured 1.3x per MiniLM step over SDPA + autocast), while under autocast it is the slower one."""
     import torch
     from transformers import AutoModelForSequenceClassification
-    from trl.trainer.reward_trainer import suppress_seqcls_warning
 
     from . import models
 
@@ -136,18 +135,11 @@ def load_model(model_cfg, tokenizer, precision: str, master_weights: bool = Fals
             BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
                                bnb_4bit_use_double_quant=True)
             if lora.quantization == "4bit" else BitsAndBytesConfig(load_in_8bit=True))
-    from transformers.utils import logging as hf_logging
-
     # A fresh score head is the point of training; transformers' "newly initialized" load report would only alarm.
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        with models.loading(model_cfg.name), suppress_seqcls_warning():
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=1, dtype=dtype, trust_remote_code=model_cfg.trust_remote_code,
-                revision=model_cfg.revision, **kwargs)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    with models.loading(model_cfg.name), rmlib.fresh_head_expected():
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=dtype, trust_remote_code=model_cfg.trust_remote_code,
+            revision=model_cfg.revision, **kwargs)
     rmlib.ensure_pad_token(tokenizer, model, model_cfg.name)
     if master_weights:  # the BT loss (and TRL's accuracy/centering) in fp32, not on bf16-rounded rewards
         model.register_forward_hook(_float_logits)

@@ -96,6 +96,31 @@ def test_lora_gpt2_pads_with_eos_saves_the_head_and_merges(tmp_path, tiny_gpt2_d
     assert plain.config.pad_token_id == rm.tokenizer.pad_token_id
 
 
+def test_loading_a_base_for_a_fresh_head_prints_no_alarm(tmp_path, tiny_bert_dir):
+    """Training starts from a headless base and a LoRA RM's base gets its head from the adapter: transformers'
+    "classifier.weight MISSING / newly initialized" report would only alarm, so those loads are quiet."""
+    import logging
+
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from realm_cli import reward_model
+
+    AutoModel.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path / "base")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        AutoModelForSequenceClassification.from_pretrained(tmp_path / "base", num_labels=1)
+        assert any("MISSING" in m for m in seen)  # what a plain load reports
+        seen.clear()
+        with reward_model.fresh_head_expected():
+            AutoModelForSequenceClassification.from_pretrained(tmp_path / "base", num_labels=1)
+        assert not any("MISSING" in m for m in seen)
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+
+
 def test_llama_chat_template_full_run_and_bt_reward_normalize(tmp_path, tiny_llama_dir):
     from realm_plugins.rewards.bt import BTReward
 
