@@ -96,6 +96,23 @@ def test_lora_gpt2_pads_with_eos_saves_the_head_and_merges(tmp_path, tiny_gpt2_d
     assert plain.config.pad_token_id == rm.tokenizer.pad_token_id
 
 
+def test_lora_bert_keeps_segment_ids_through_merge(tmp_path, tiny_bert_dir):
+    """PEFT wraps the model after realm hooks segment ids onto it: the adapter run, its reload and the merged plain
+    model must all score like a plain tokenizer(prompt, response) call."""
+    lora = "  lora: {r: 4, alpha: 8, dropout: 0.0, target_modules: [query, value]}"
+    metrics, out = _train(tmp_path, tiny_bert_dir, lora=lora, trainer={"merge": True})
+    assert metrics["train"]["reload_max_abs_diff"] < 1e-5
+    assert json.loads((out / "merged" / "realm_rm.json").read_text())["segment_ids"] is True
+
+    from realm_plugins.rewards.bt import BTReward
+
+    prompts = ["Tell me something about tea, please.", "Tell me something about jazz, please."]
+    responses = ["Happy to help: tea are interesting, here is a clear answer about tea.", "Whatever."]
+    ours = BTReward(BTReward.Config(model=str(out), precision="fp32")).score(
+        [[{"role": "user", "content": p}] for p in prompts], responses)
+    assert ours == pytest.approx(_plain_scores(str(out / "merged"), prompts, responses), abs=1e-5)
+
+
 def test_loading_a_base_for_a_fresh_head_prints_no_alarm(tmp_path, tiny_bert_dir):
     """Training starts from a headless base and a LoRA RM's base gets its head from the adapter: transformers'
     "classifier.weight MISSING / newly initialized" report would only alarm, so those loads are quiet."""
