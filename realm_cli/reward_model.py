@@ -68,11 +68,11 @@ class RMFormat:
         getattr(tokenizer, "deprecation_warnings", {})["sequence-length-is-longer-than-the-specified-maximum"] = True
         if self.format == "chat_template" and not getattr(tokenizer, "chat_template", None):
             raise RealmError("this reward model was trained with a chat template but its tokenizer has none")
-        self.segment_offset = None
+        self.segments: Segments | None = None
         if self.format == "pair":
             self._layout = _pair_layout(tokenizer)
             self._pair_specials = sum(len(part) for part in self._layout)
-            self.segment_offset = _segment_offset(tokenizer, self._layout)
+            self.segments = _segments(tokenizer, self._layout)
 
     def encode(self, prompt: Sequence[Message], response: str) -> tuple[list[int], bool]:
         """Token ids and whether anything was cut to fit."""
@@ -145,9 +145,19 @@ def _pair_layout(tokenizer) -> tuple[list[int], list[int], list[int]]:
     return both[:i], both[i + len(a):j], both[j + len(b):]
 
 
-def _segment_offset(tokenizer, layout) -> int | None:
-    """Where, counted from the start of the separator between prompt and response, a plain ``tokenizer(a, b)`` call
-    switches the segment id from 0 to 1 (BERT: 1, just after [SEP]); None for tokenizers without segment ids."""
+@dataclass
+class Segments:
+    """Where a sentence pair's segment 1 starts: ``offset`` tokens into the first ``separator`` after the
+    ``prefix_len`` leading special tokens (BERT: ``[CLS] a [SEP] b [SEP]`` -> prefix 1, separator [SEP], offset 1)."""
+
+    prefix_len: int
+    separator: list[int]
+    offset: int
+
+
+def _segments(tokenizer, layout) -> Segments | None:
+    """Read from the tokenizer where a plain ``tokenizer(a, b)`` call switches the segment id from 0 to 1; None for
+    tokenizers without segment ids."""
     if "token_type_ids" not in tokenizer.model_input_names:
         return None
     types = tokenizer("a", "b", add_special_tokens=True, return_token_type_ids=True)["token_type_ids"]
@@ -156,7 +166,7 @@ def _segment_offset(tokenizer, layout) -> int | None:
         return None
     prefix, middle, _ = layout
     offset = switch - len(prefix) - len(tokenizer("a", add_special_tokens=False)["input_ids"])
-    return offset if 0 <= offset <= len(middle) else None
+    return Segments(len(prefix), middle, offset) if 0 <= offset <= len(middle) else None
 
 
 def attach_segment_ids(model, fmt: RMFormat) -> bool:
@@ -166,19 +176,19 @@ def attach_segment_ids(model, fmt: RMFormat) -> bool:
     Returns whether the model takes segment ids (recorded in ``realm_rm.json`` as ``segment_ids``)."""
     import torch
 
-    if fmt.segment_offset is None or getattr(model.config, "type_vocab_size", 0) < 2:
+    seg = fmt.segments
+    if seg is None or getattr(model.config, "type_vocab_size", 0) < 2:
         return False
-    prefix_len, offset = len(fmt._layout[0]), fmt.segment_offset
-    middle = torch.tensor(fmt._layout[1], dtype=torch.long)
+    middle = torch.tensor(seg.separator, dtype=torch.long)
 
     def add_segment_ids(module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
         if ids is None or kwargs.get("token_type_ids") is not None or ids.shape[1] < len(middle):
             return None
         hits = (ids.unfold(1, len(middle), 1) == middle.to(ids.device)).all(-1)
-        hits[:, :prefix_len] = False
+        hits[:, :seg.prefix_len] = False
         # The first separator after the prefix ends the prompt (as in tokenizer(a, b)); rows without one stay 0.
-        start = torch.where(hits.any(1), hits.long().argmax(1), ids.shape[1]) + offset
+        start = torch.where(hits.any(1), hits.long().argmax(1), ids.shape[1]) + seg.offset
         types = torch.arange(ids.shape[1], device=ids.device)[None, :] >= start[:, None]
         mask = kwargs.get("attention_mask")
         kwargs["token_type_ids"] = (types & mask.bool() if mask is not None else types).long()

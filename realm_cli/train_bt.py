@@ -13,6 +13,7 @@ HF Trainer's checkpointing/resume, accumulation, mixed precision, DeepSpeed. Wha
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -535,8 +536,5 @@ def write_merged(rm: rmlib.LoadedRM, output_dir: Path) -> Path:
     merged_dir = output_dir / "merged"
     rm.model.save_pretrained(str(merged_dir))
     rm.tokenizer.save_pretrained(str(merged_dir))
-    info = rm.info
-    rmlib.RMInfo(format=info.format, max_length=info.max_length, reward_mean=info.reward_mean,
-                 reward_std=info.reward_std, base_model=info.base_model, lora=False,
-                 segment_ids=info.segment_ids).save(merged_dir)
+    dataclasses.replace(rm.info, lora=False).save(merged_dir)
     return merged_dir
