@@ -187,7 +187,8 @@ def attach_segment_ids(model, fmt: RMFormat) -> bool:
             return None
         hits = (ids.unfold(1, len(middle), 1) == middle.to(ids.device)).all(-1)
         hits[:, :seg.prefix_len] = False
-        # The first separator after the prefix ends the prompt (as in tokenizer(a, b)); rows without one stay 0.
+        # The first separator after the prefix ends the prompt (as in tokenizer(a, b)); rows without one stay 0. A
+        # prompt that itself contains the literal text "[SEP]" (tokenized as the special token) would end early.
         start = torch.where(hits.any(1), hits.long().argmax(1), ids.shape[1]) + seg.offset
         types = torch.arange(ids.shape[1], device=ids.device)[None, :] >= start[:, None]
         mask = kwargs.get("attention_mask")
