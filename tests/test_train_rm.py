@@ -214,4 +214,7 @@ def test_a_mixed_validation_set_is_also_reported_per_source(tiny_bert_dir):
     assert (metrics["held-out/hh-rlhf"]["pairs"], metrics["held-out/pandalm"]["pairs"]) == (5, 3)
     both = metrics["held-out/hh-rlhf"]["accuracy"] * 5 + metrics["held-out/pandalm"]["accuracy"] * 3
     assert metrics["held-out"]["accuracy"] * 8 == pytest.approx(both)
-    assert metrics["other"] == metrics["held-out/hh-rlhf"]
+    # The same 5 pairs, scored in batches of another shape (4+1 here, 4+4 mixed with pandalm there): BLAS picks other
+    # kernels and reduction orders for other shapes (AVX2 vs AVX512/AMX CPUs differ too), so the scores agree to
+    # float32 rounding, not bit for bit.
+    assert metrics["other"] == pytest.approx(metrics["held-out/hh-rlhf"], rel=1e-4, abs=1e-5)
