@@ -48,13 +48,13 @@ def run_method(method: str, path: str) -> dict:
     start = time.perf_counter()
     if method == "realm_stream":
         from realm_cli.config import PluginSpec
-        from realm_cli.data import LoadReport, iter_source
+        from realm_cli.data.load import LoadReport, iter_source
 
         report = LoadReport("preference")
         count = sum(1 for _ in iter_source(PluginSpec("preference", {"path": path}), report))
     elif method == "realm_list":
         from realm_cli.config import PluginSpec
-        from realm_cli.data import load_source
+        from realm_cli.data.load import load_source
 
         count = len(load_source(PluginSpec("preference", {"path": path})).records)
     elif method == "plain_lines":

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fake_nim import FakeNim, fake_reward  # noqa: E402
+from support.fake_nim import FakeNim, fake_reward  # noqa: E402
 
-from realm_cli.nim_client import parse_reward  # noqa: E402
+from realm_cli.rewards.nim import parse_reward  # noqa: E402
 from realm_plugins.rewards.nim import NimConfig, NimReward  # noqa: E402
 
 

@@ -20,7 +20,7 @@ from rich.table import Table
 
 def hh_pairs():
     from realm_cli.config import PluginSpec
-    from realm_cli.data import load_source
+    from realm_cli.data.load import load_source
 
     path = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "helpful-base_test.jsonl.gz"
     return load_source(PluginSpec("hh-rlhf", {"path": str(path)})).records
@@ -66,8 +66,8 @@ def main() -> None:
     from ceiling import encoder_flops, matmul_tflops
 
     from realm_cli import models
-    from realm_cli.reward import build_reward
-    from realm_cli.reward_options import spec_from_cli
+    from realm_cli.rewards.build import build_reward
+    from realm_cli.rewards.options import spec_from_cli
 
     records = hh_pairs()[: args.pairs]
     prompts = [r.prompt for r in records] * 2

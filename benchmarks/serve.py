@@ -96,8 +96,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=60)
 
-    from realm_cli.reward import build_reward
-    from realm_cli.reward_options import spec_from_cli
+    from realm_cli.rewards.build import build_reward
+    from realm_cli.rewards.options import spec_from_cli
 
     reward = build_reward(spec_from_cli(args.reward, args.options))
     prompts = [[{"role": "user", "content": x["prompt"]}] for x in items]

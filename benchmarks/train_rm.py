@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _splits(args):
     """The same train/held-out split realm's loader makes (records carry their file line in ``id``)."""
-    from realm_cli import data
+    from realm_cli.data import load as data
     from realm_cli.config import PluginSpec
     from realm_plugins.datasets.hh_rlhf import HHConfig
 
@@ -38,7 +38,7 @@ def _splits(args):
 
 
 def _raw_lines() -> list[dict]:
-    from realm_cli.data import shared_data_dir
+    from realm_cli.data.load import shared_data_dir
 
     path = shared_data_dir() / "hh-rlhf" / "helpful-base_test.jsonl.gz"
     with gzip.open(path, "rt") as f:
@@ -92,7 +92,7 @@ def run_trl(args) -> dict:
 
 
 def run_realm(args) -> dict:
-    from realm_cli import runner
+    from realm_cli.recipes import runner
 
     _, split = _splits(args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +117,7 @@ def _useful_flops(rm_dir: str, args) -> float:
     """Training FLOPs on the non-pad tokens realm fed the model."""
     from ceiling import encoder_flops
 
-    from realm_cli import reward_model
+    from realm_cli.rewards import rm as reward_model
 
     splits, _ = _splits(args)
     rm = reward_model.load(rm_dir)

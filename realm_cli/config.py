@@ -14,7 +14,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from .errors import RealmError
+from realm_cli.errors import RealmError
 
 
 class ConfigError(RealmError):

@@ -5,11 +5,11 @@ plugin provides. Names are global per kind: two plugins registering the same nam
 
 What ``obj`` must be, per kind:
 
-- reward: a subclass of ``realm_cli.reward.Reward`` (the class, not an instance). Its nested ``Config`` dataclass
+- reward: a subclass of ``realm_cli.contracts.Reward`` (the class, not an instance). Its nested ``Config`` dataclass
   declares the options a recipe's ``reward:`` block may set.
-- dataset: a subclass of ``realm_cli.data.DatasetSource`` with a ``Config`` dataclass of source-specific options.
-- trainer: a subclass of ``realm_cli.training.Trainer`` with a ``Config`` dataclass (the recipe's ``trainer:`` block).
-- evaluator: a subclass of ``realm_cli.evaluation.Evaluator`` with a ``Config`` dataclass (the recipe's ``evaluator:`` block).
+- dataset: a subclass of ``realm_cli.contracts.DatasetSource`` with a ``Config`` dataclass of source-specific options.
+- trainer: a subclass of ``realm_cli.contracts.Trainer`` with a ``Config`` dataclass (the recipe's ``trainer:`` block).
+- evaluator: a subclass of ``realm_cli.contracts.Evaluator`` with a ``Config`` dataclass (the recipe's ``evaluator:`` block).
 - recipe: a path (``pathlib.Path`` or ``importlib.resources`` traversable) to a recipe YAML file.
 
 Plugin modules are imported when the CLI starts: keep them light (no torch/transformers at module level).

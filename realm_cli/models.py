@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import RealmError
+from realm_cli.errors import RealmError
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from functools import partial
 
 import pluggy
 
-from . import hookspecs
-from .registry import Registry
+from realm_cli import hookspecs
+from realm_cli.registry import Registry
 
 GROUP = "realm"
 OWN_DISTRIBUTION = "realm-cli"

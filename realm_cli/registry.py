@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RealmError
+from realm_cli.errors import RealmError
 
 KINDS = ("reward", "dataset", "trainer", "evaluator", "recipe")
 

@@ -4,23 +4,13 @@ plugin state per test that needs one."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("REALM_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def shared_file(relative: str) -> Path:
-    """A file under ../shared/data, or skip the test when this machine does not have it."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    return path
+from support.shared import REPO, SHARED_DATA, shared_file  # noqa: F401 - used by fixtures below
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ import configparser
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from support.shared import REPO
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +19,13 @@ def wheel(tmp_path_factory):
 
 
 def test_wheel_ships_data_and_plugins(wheel):
+    """Every file of the two packages (code, recipes, launch configs) is in the wheel: folder names are import names."""
     names = set(zipfile.ZipFile(wheel).namelist())
-    for folder, suffix, package in [("recipes", ".yaml", "realm_cli/recipe_files"),
-                                    ("accelerate_configs", ".yaml", "realm_cli/accelerate_configs"),
-                                    ("deepspeed_configs", ".json", "realm_cli/deepspeed_configs")]:
-        for path in (REPO / folder).glob(f"*{suffix}"):
-            assert f"{package}/{path.name}" in names, f"{path.name} missing from the wheel"
-    for path in (REPO / "plugins").rglob("*.py"):
-        assert "realm_plugins/" + path.relative_to(REPO / "plugins").as_posix() in names
+    shipped = [p for package in ("realm_cli", "realm_plugins") for p in (REPO / package).rglob("*")
+               if p.suffix in (".py", ".yaml", ".json") and "__pycache__" not in p.parts]
+    assert any(p.suffix == ".yaml" for p in shipped) and any(p.suffix == ".json" for p in shipped)
+    for path in shipped:
+        assert path.relative_to(REPO).as_posix() in names, f"{path.relative_to(REPO)} missing from the wheel"
 
 
 def test_wheel_entry_points_list_every_builtin_plugin(wheel):
@@ -37,6 +35,6 @@ def test_wheel_entry_points_list_every_builtin_plugin(wheel):
     parser.read_string(text)
     modules = set(parser["realm"].values())
     assert parser["console_scripts"]["realm"] == "realm_cli.cli:main"
-    with_hooks = {"realm_plugins." + p.relative_to(REPO / "plugins").with_suffix("").as_posix().replace("/", ".")
-                  for p in (REPO / "plugins").rglob("*.py") if "@hookimpl" in p.read_text()}
+    with_hooks = {"realm_plugins." + p.relative_to(REPO / "realm_plugins").with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__")
+                  for p in (REPO / "realm_plugins").rglob("*.py") if "@hookimpl" in p.read_text()}
     assert with_hooks == modules, "every plugin module with hooks must be an entry point (and only those)"

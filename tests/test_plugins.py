@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realm_cli.hookspecs import hookimpl
-from realm_cli.reward import Reward, ScoreBatch
+from realm_cli.contracts import Reward, ScoreBatch
 
 
 class ShoutReward(Reward):
@@ -87,8 +87,8 @@ def test_third_party_reward_and_recipe_appear_and_work(third_party):
     assert listed[("reward", "shout")]["description"] == "Count exclamation marks."
     assert listed[("recipe", "shout-eval")]["plugin"] == "realm_shout"
 
-    from realm_cli import recipes
-    from realm_cli.reward import build_reward
+    from realm_cli.recipes import recipe as recipes
+    from realm_cli.rewards.build import build_reward
 
     recipe = recipes.load("shout-eval")
     assert recipe.reward.options.weight == 2.0

@@ -1,0 +1,53 @@
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from realm_cli.cli import options
+
+app = typer.Typer(help="List, show and validate recipes.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_recipes():
+    """List the registered recipes."""
+    from realm_cli import plugins
+    from realm_cli.recipes import recipe as recipes
+
+    table = Table(title="recipes")
+    for col in ("name", "command", "launch", "description", "plugin"):
+        table.add_column(col, overflow="fold")
+    for entry in plugins.registry().entries("recipe"):
+        try:
+            raw, _ = recipes.read(recipes.find(entry.name))
+        except Exception as exc:  # listing must survive one broken recipe
+            table.add_row(entry.name, "?", "?", f"[red]{exc}[/red]", entry.plugin)
+            continue
+        launch = raw.get("launch") or {}
+        where = launch.get("accelerate_config", "cpu") + (f" + {launch['deepspeed_config']}"
+                                                          if launch.get("deepspeed_config") else "")
+        table.add_row(entry.name, str(raw.get("command", "?")), where, str(raw.get("description", "")), entry.plugin)
+    Console().print(table)
+
+
+@app.command("show")
+def show(name: str = typer.Argument(..., help="Recipe name or path.")):
+    """Print a recipe file."""
+    from realm_cli.recipes import recipe as recipes
+
+    path = recipes.find(name)
+    Console().print(f"[dim]{path}[/dim]")
+    Console().print(Syntax(path.read_text(), "yaml", theme="ansi_dark", background_color="default"))
+
+
+@app.command("validate")
+def validate(name: str = typer.Argument(..., help="Recipe name or path."), overrides: list[str] = options.OVERRIDES):
+    """Validate a recipe (with optional overrides) without running it."""
+    from realm_cli.recipes import launch
+    from realm_cli.recipes import recipe as recipes
+
+    recipe = recipes.load(name, list(overrides or []))
+    how = (f"accelerate launch ({launch.process_count(recipe.launch)} processes)"
+           if launch.needs_launcher(recipe.launch) else "in-process")
+    Console().print(f"[green]ok[/green] {recipe.name}: `{recipe.header}` — {recipe.command}, runs {how}, "
+                    f"output {recipe.resolved_output_dir()}", highlight=False)

@@ -1,0 +1,62 @@
+"""`realm report RUN_DIR...` and `realm verify RUN_DIR...`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from realm_cli.errors import RealmError
+
+
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories (each with metrics.json)."),
+    output_dir: Path = typer.Option(Path("runs/report"), "--output-dir", "-o",
+                                    help="Where report.json and report.png go."),
+    shared_only: bool = typer.Option(False, "--shared-only", help="Show only metrics present in two runs or more."),
+):
+    """Compare the metrics of several runs (train-rm, align, eval) in one table, JSON and PNG."""
+    from rich.console import Console
+
+    from realm_cli.evaluate import report as run_report
+
+    result = write_report([Path(d) for d in run_dirs], output_dir)
+    console = Console()
+    console.print(run_report.table(result, only_shared=shared_only))
+    console.print(f"[dim]wrote {output_dir / 'report.json'}"
+                  + (f" and {output_dir / 'report.png'}" if result["plot"] else "") + "[/dim]", highlight=False)
+
+
+def write_report(run_dirs: list[Path], output_dir: Path) -> dict:
+    from realm_cli.evaluate import report as run_report
+
+    result = run_report.gather(run_dirs)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result["plot"] = run_report.plot(result, output_dir / "report.png")
+    (output_dir / "report.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def verify(run_dirs: list[Path] = typer.Argument(..., help="Run directories to check.")):
+    """Check that a run's artifacts exist and load (metrics, recipe, outputs, model + tokenizer)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    checks = verify_runs([Path(d) for d in run_dirs])
+    table = Table(title="realm verify")
+    for col in ("artifact", "status", "detail"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        table.add_row(c.artifact, "[green]ok[/green]" if c.ok else "[red]FAIL[/red]", c.detail)
+    Console().print(table)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise RealmError(f"verify: {len(failed)} of {len(checks)} checks failed (first: {failed[0].artifact}: "
+                         f"{failed[0].detail})")
+
+
+def verify_runs(run_dirs: list[Path]) -> list:
+    from realm_cli.evaluate import verify as run_verify
+
+    return [check for d in run_dirs for check in run_verify.verify(d)]

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import typer
+
+REWARD = typer.Option(..., "--reward", help="Reward plugin name (see `realm plugins`).")
+OPTIONS = typer.Argument(None, help="Reward options, e.g. reward.alpha=0.3 reward.model=runs/cpu-minilm.",
+                         show_default=False)
+
+
+def score(
+    reward: str = REWARD,
+    overrides: list[str] = OPTIONS,
+    prompt: str = typer.Option(None, "--prompt", help="The prompt (one user turn)."),
+    responses: list[str] = typer.Option(None, "--response", help="A response to score; repeat to compare several."),
+    input_file: Path = typer.Option(None, "--input", help="JSONL rows {prompt, response} or {prompt, chosen, rejected}."),
+    output_file: Path = typer.Option(None, "--output", help="Scored JSONL; rerunning resumes where it stopped."),
+    interactive: bool = typer.Option(False, "--interactive", help="Read prompts and responses in a loop."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Rows scored per reward call (--input mode)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON instead of a table."),
+):
+    """Score responses with any reward plugin: a table, a JSONL file (resumable), or an interactive loop."""
+    from realm_cli.errors import RealmError
+
+    modes = [bool(prompt is not None or responses), input_file is not None, interactive]
+    if sum(modes) != 1:
+        raise RealmError("give exactly one of: --prompt P --response A [--response B ...], --input FILE --output "
+                         "FILE, or --interactive")
+    if modes[0] and (prompt is None or not responses):
+        raise RealmError("--prompt and at least one --response are both required")
+    if input_file is not None and output_file is None:
+        raise RealmError("--input needs --output (the scored JSONL, which also makes the run resumable)")
+    if batch_size < 1:
+        raise RealmError("--batch-size must be >= 1")
+
+    from realm_cli.rewards.build import build_reward
+    from realm_cli.rewards.options import spec_from_cli
+    from realm_cli.rewards.score_io import print_scores, score_file, score_interactively, show_reward_stats
+
+    model = build_reward(spec_from_cli(reward, overrides))
+    try:
+        if modes[0]:
+            print_scores(model, prompt, list(responses), as_json=as_json)
+        elif interactive:
+            score_interactively(model)
+        else:
+            score_file(model, input_file, output_file, batch_size, as_json=as_json)
+        show_reward_stats(model)
+    finally:
+        model.close()

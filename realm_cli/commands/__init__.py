@@ -1,1 +1,0 @@
-"""One module per command (group); each stays light so `realm --help` imports no torch."""

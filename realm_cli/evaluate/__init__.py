@@ -1,0 +1,1 @@
+"""Evaluating: statistics, RewardBench and TruthfulQA scoring, continuation log-likelihoods, run reports."""

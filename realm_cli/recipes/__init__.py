@@ -1,0 +1,1 @@
+"""Recipes: loading and validation, launching (accelerate argv), the runner, pipelines; shipped launch configs."""

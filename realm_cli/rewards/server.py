@@ -1,0 +1,209 @@
+"""The HTTP face of any reward (``realm serve``): FastAPI app with micro-batching, auth and request limits.
+
+Endpoints: ``POST /score`` ({"items": [{prompt, response}, ...]}), OpenRLHF-compatible ``POST /get_reward``
+({"query": [...], "prompts": [...]} -> {"rewards": [...]}), ``GET /health``. Concurrent requests are merged into
+one model call; a failed model call fails every request in it with 500 — no request ever gets a made-up score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import math
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from realm_cli.contracts import Message, as_messages
+from realm_cli.contracts import Reward, ScoreBatch
+
+
+@dataclass
+class ServeSettings:
+    token: str | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_batch: int = 256  # items per request
+    micro_batch: int = 64  # items per model call
+    window_ms: float = 5.0  # how long the first request of a micro-batch waits for company
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Item(BaseModel):
+    prompt: str | list[ChatMessage] = Field(description="a user turn, or a whole conversation")
+    response: str
+
+    def messages(self) -> list[Message]:
+        if isinstance(self.prompt, str):
+            return as_messages(self.prompt)
+        return [{"role": m.role, "content": m.content} for m in self.prompt]
+
+
+class ScoreRequest(BaseModel):
+    items: list[Item] = Field(min_length=1)
+
+
+class RewardRequest(BaseModel):
+    """OpenRLHF ``remote_rm`` body: full texts (prompt + response) with the prompts they start with."""
+
+    query: list[str] = Field(min_length=1)
+    prompts: list[str] | None = None
+    labels: list | None = None
+
+
+def json_float(x: float) -> float | None:
+    return None if math.isnan(x) else x  # JSON has no NaN: an unscored sample (on_error: nan) is null
+
+
+def json_safe(value):
+    """Extras as strict JSON: NaN anywhere inside becomes null."""
+    if isinstance(value, float):
+        return json_float(value)
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    return value
+
+
+class MicroBatcher:
+    """Queue of (prompts, responses, future); one worker merges what arrives within a short window into one call.
+
+    The model runs on one dedicated thread: models are not thread-safe, and the event loop must stay free.
+    """
+
+    def __init__(self, reward: Reward, micro_batch: int, window_s: float):
+        self.reward = reward
+        self.micro_batch = micro_batch
+        self.window_s = window_s
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reward")
+        self.model_calls = 0
+        self.items_scored = 0
+        self.failures = 0
+
+    async def submit(self, prompts: list[list[Message]], responses: list[str]) -> ScoreBatch:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((prompts, responses, future))
+        return await future
+
+    async def _collect(self) -> list:
+        loop = asyncio.get_running_loop()
+        jobs = [await self.queue.get()]
+        size = len(jobs[0][0])
+        deadline = loop.time() + self.window_s
+        while size < self.micro_batch:
+            remaining = deadline - loop.time()
+            try:
+                job = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(), remaining)
+            except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                break
+            jobs.append(job)
+            size += len(job[0])
+        return jobs
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = await self._collect()
+            prompts = [p for job in jobs for p in job[0]]
+            responses = [r for job in jobs for r in job[1]]
+            try:
+                batch = await loop.run_in_executor(self.executor, self.reward.score_batch, prompts, responses)
+                if len(batch.scores) != len(responses):
+                    raise RuntimeError(f"the reward returned {len(batch.scores)} scores for {len(responses)} items")
+            except Exception as exc:  # every request in this call fails; none gets a score
+                self.failures += 1
+                for job in jobs:
+                    if not job[2].done():
+                        job[2].set_exception(exc)
+                continue
+            self.model_calls += 1
+            self.items_scored += len(responses)
+            start = 0
+            for job_prompts, _, future in jobs:
+                end = start + len(job_prompts)
+                extras = {k: v[start:end] for k, v in batch.extras.items() if isinstance(v, list) and len(v) == len(responses)}
+                if not future.done():
+                    future.set_result(ScoreBatch(batch.scores[start:end], extras))
+                start = end
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def build_app(reward: Reward, reward_name: str, settings: ServeSettings | None = None) -> FastAPI:
+    settings = settings or ServeSettings()
+    batcher = MicroBatcher(reward, settings.micro_batch, settings.window_ms / 1000)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        worker = asyncio.create_task(batcher.run())
+        yield
+        worker.cancel()
+        batcher.close()
+
+    app = FastAPI(title="realm reward server", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.batcher = batcher
+
+    @app.middleware("http")
+    async def limits_and_auth(request: Request, call_next):
+        if settings.token is not None and request.url.path != "/health":
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {settings.token}".encode()):
+                return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+        if request.method == "POST":
+            length = request.headers.get("content-length")
+            if length is None:
+                return JSONResponse({"detail": "Content-Length required"}, status_code=411)
+            if not length.isdigit() or int(length) > settings.max_body_bytes:
+                return JSONResponse({"detail": f"request body of {length} bytes exceeds the limit of "
+                                               f"{settings.max_body_bytes} bytes"}, status_code=413)
+        return await call_next(request)
+
+    def check_batch(n: int) -> None:
+        if n > settings.max_batch:
+            raise HTTPException(422, f"batch of {n} items exceeds the limit of {settings.max_batch} per request")
+
+    async def score(prompts: list[list[Message]], responses: list[str]) -> ScoreBatch:
+        try:
+            return await batcher.submit(prompts, responses)
+        except Exception as exc:
+            raise HTTPException(500, f"reward failed: {type(exc).__name__}: {exc}") from None
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "reward": reward_name, "model_calls": batcher.model_calls,
+                "items_scored": batcher.items_scored, "failed_calls": batcher.failures}
+
+    @app.post("/score")
+    async def score_items(body: ScoreRequest):
+        check_batch(len(body.items))
+        batch = await score([i.messages() for i in body.items], [i.response for i in body.items])
+        return {"scores": [json_float(s) for s in batch.scores], "extras": json_safe(batch.extras)}
+
+    @app.post("/get_reward")
+    async def get_reward(body: RewardRequest):
+        check_batch(len(body.query))
+        if body.prompts is None or len(body.prompts) != len(body.query):
+            raise HTTPException(422, "'prompts' must list the prompt each query starts with (one per query), so the "
+                                     "response can be scored apart from its prompt")
+        responses = []
+        for i, (query, prompt) in enumerate(zip(body.query, body.prompts)):
+            if not query.startswith(prompt):
+                raise HTTPException(422, f"query[{i}] does not start with prompts[{i}]")
+            responses.append(query[len(prompt):])
+        batch = await score([as_messages(p) for p in body.prompts], responses)
+        rewards = [json_float(s) for s in batch.scores]
+        return {"rewards": rewards, "scores": rewards, "extra_logs": {}}
+
+    return app

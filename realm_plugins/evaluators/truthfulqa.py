@@ -1,0 +1,223 @@
+"""TruthfulQA MC1/MC2 (and MC0 on the current release) as lm-evaluation-harness scores them, for one or more
+causal LMs side by side; optionally an answer-generation mode judged by a reward plugin, reported separately."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from realm_cli.config import PluginSpec, plugin_field
+from realm_cli.errors import RealmError
+from realm_cli.hookspecs import hookimpl
+from realm_cli.contracts import Evaluator
+
+METRICS = ("mc1", "mc2", "mc0")
+
+
+@dataclass
+class TruthfulQAConfig:
+    models: list[str] = field(default_factory=lambda: ["smollm2-135m-instruct"])  # aliases, paths or hub ids
+    data: PluginSpec = plugin_field("dataset", default_factory=lambda: PluginSpec("truthfulqa"))
+    batch_size: int = 32  # choices per forward pass
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    judge: PluginSpec | None = plugin_field("reward", default=None)  # set to also generate answers and judge them
+    max_new_tokens: int = 48
+
+    def __post_init__(self):
+        if not self.models:
+            raise ValueError("models: at least one model is required")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {self.batch_size}")
+
+
+def load_items(spec: PluginSpec) -> list:
+    from realm_cli.contracts import TruthfulQAItem
+    from realm_cli.data.load import load_source
+
+    items = load_source(spec).records
+    if not items:
+        raise RealmError(f"dataset {spec.name}: no questions")
+    if not isinstance(items[0], TruthfulQAItem):
+        raise RealmError(f"dataset {spec.name} yields {type(items[0]).__name__} records, not TruthfulQA questions")
+    return items
+
+
+def load_causal_lm(name: str, dtype: str):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from realm_cli import models
+
+    path = models.local_path(name)
+    with models.loading(name):
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    return model.eval(), tokenizer
+
+
+def question_choices(item) -> list[str]:
+    """Every distinct choice of a question once (MC1's choices are a subset of MC2's), in first-seen order."""
+    return list(dict.fromkeys([*item.mc1_choices, *item.mc2_choices, *item.mc0_choices]))
+
+
+def score_item(item, ll: dict[str, float]) -> dict:
+    from realm_cli.evaluate import truthfulqa as tqa
+
+    if not item.mc1_labels or item.mc1_labels[0] != 1:
+        raise RealmError(f"truthfulqa {item.id or item.question[:40]!r}: mc1 must list its true answer first")
+    out = {"mc1": tqa.mc1([ll[c] for c in item.mc1_choices]),
+           "mc2": tqa.mc2([ll[c] for c in item.mc2_choices], item.mc2_labels)}
+    if item.mc0_choices:
+        order = sorted(range(len(item.mc0_choices)), key=lambda i: -item.mc0_labels[i])  # the true answer first
+        out["mc0"] = tqa.mc1([ll[item.mc0_choices[i]] for i in order])
+    return out
+
+
+def loglikelihoods(model_name: str, items: list, config: TruthfulQAConfig, progress) -> list[dict[str, float]]:
+    from realm_cli.evaluate import truthfulqa as tqa
+    from realm_cli.evaluate.loglik import ContinuationScorer
+
+    model, tokenizer = load_causal_lm(model_name, config.dtype)
+    scorer = ContinuationScorer(model, tokenizer, shared_prefix=tqa.QA_PRIMER, batch_size=config.batch_size)
+    task = progress.add_task(f"truthfulqa {model_name}", total=len(items))
+    out = []
+    for done, item in enumerate(items, 1):
+        choices = question_choices(item)
+        lls = scorer.score(tqa.context(item.question), [tqa.continuation(c) for c in choices])
+        out.append(dict(zip(choices, lls)))
+        progress.advance(task)
+        if not progress.console.is_terminal and done % max(1, len(items) // 10) == 0:
+            progress.console.print(f"truthfulqa {model_name}: {done}/{len(items)} questions", highlight=False)
+    return out
+
+
+def generate_answers(model_name: str, items: list, config: TruthfulQAConfig, progress) -> list[str]:
+    """Greedy answers after the same QA primer, cut at the first newline (the primer's answer format)."""
+    import torch
+
+    from realm_cli.evaluate import truthfulqa as tqa
+
+    model, tokenizer = load_causal_lm(model_name, config.dtype)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    task = progress.add_task(f"generating {model_name}", total=len(items))
+    answers = []
+    step = max(1, min(config.batch_size, 16))
+    for start in range(0, len(items), step):
+        batch = items[start:start + step]
+        enc = tokenizer([tqa.context(i.question) for i in batch], return_tensors="pt", padding=True,
+                        add_special_tokens=False)
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=config.max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+        for row in out[:, enc["input_ids"].shape[1]:]:
+            answers.append(tokenizer.decode(row, skip_special_tokens=True).split("\n")[0].strip())
+        progress.advance(task, len(batch))
+    return answers
+
+
+def judge_answers(judge: PluginSpec, items: list, answers: list[str]) -> dict:
+    from realm_cli.evaluate.stats import mean_std
+    from realm_cli.rewards.build import build_reward
+
+    reward = build_reward(judge)
+    try:
+        scores = reward.score([[{"role": "user", "content": i.question}] for i in items], answers)
+    finally:
+        reward.close()
+    kept = [s for s in scores if not math.isnan(s)]
+    mean, std = mean_std(kept)
+    return {"judged_by": judge.name, "mean_reward": mean, "reward_std": std, "answers": len(answers),
+            "unscored": len(scores) - len(kept), "scores": scores}
+
+
+def side_by_side(per_model: dict[str, dict]) -> dict:
+    """Each model's metrics and its difference from the first model (the baseline)."""
+    names = list(per_model)
+    base = per_model[names[0]]
+    out = {}
+    for name in names:
+        row = dict(per_model[name])
+        if name != names[0]:
+            row["delta"] = {k: row[k] - base[k] for k in METRICS if k in row and k in base}
+        out[name] = row
+    return out
+
+
+def print_table(summary: dict, console) -> None:
+    from rich.table import Table
+
+    names = list(summary)
+    table = Table(title="TruthfulQA (lm-evaluation-harness protocol)")
+    table.add_column("metric")
+    for i, name in enumerate(names):
+        table.add_column(name, justify="right")
+        if i:
+            table.add_column(f"Δ vs {names[0]}", justify="right")
+    for metric in [m for m in METRICS if m in summary[names[0]]]:
+        cells = []
+        for i, name in enumerate(names):
+            cells.append(f"{summary[name][metric]:.4f}")
+            if i:
+                cells.append(f"{summary[name]['delta'][metric]:+.4f}")
+        table.add_row(metric.upper(), *cells)
+    table.add_row("questions", *[str(summary[n]["questions"]) for n in names[:1]],
+                  *sum(([str(summary[n]["questions"]), ""] for n in names[1:]), []))
+    console.print(table)
+    judged = {n: summary[n]["generation"] for n in names if summary[n].get("generation")}
+    if judged:
+        gen = Table(title=f"Generation mode: greedy answers judged by reward "
+                          f"{next(iter(judged.values()))['judged_by']!r} (not part of MC1/MC2)")
+        for col in ("model", "mean reward", "std", "answers", "unscored"):
+            gen.add_column(col, justify="left" if col == "model" else "right")
+        for name, g in judged.items():
+            gen.add_row(name, f"{g['mean_reward']:.4f}", f"{g['reward_std']:.4f}", str(g["answers"]),
+                        str(g["unscored"]))
+        console.print(gen)
+
+
+class TruthfulQAEvaluator(Evaluator):
+    Config = TruthfulQAConfig
+
+    def run(self, output_dir: Path, *, resume: bool = False) -> dict:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        console = Console(stderr=True)
+        items = load_items(self.config.data)
+        per_model, per_question = {}, {}
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console) as progress:
+            for name in self.config.models:
+                lls = loglikelihoods(name, items, self.config, progress)
+                scores = [score_item(item, ll) for item, ll in zip(items, lls)]
+                row = {k: sum(s[k] for s in scores) / len(scores) for k in METRICS if k in scores[0]}
+                row["questions"] = len(items)
+                per_question[name] = [{"id": item.id, "question": item.question, **s, "loglikelihoods": ll}
+                                      for item, s, ll in zip(items, scores, lls)]
+                if self.config.judge is not None:
+                    answers = generate_answers(name, items, self.config, progress)
+                    judged = judge_answers(self.config.judge, items, answers)
+                    for q, answer, score in zip(per_question[name], answers, judged.pop("scores")):
+                        q["generated"] = answer
+                        q["judge_reward"] = score
+                    row["generation"] = judged
+                per_model[name] = row
+        summary = side_by_side(per_model)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "truthfulqa.json").write_text(json.dumps(
+            {"protocol": "lm-evaluation-harness truthfulqa_mc1/mc2 (6-shot QA primer, summed log-likelihood)",
+             "dataset": {"name": self.config.data.name, "questions": len(items)},
+             "models": summary, "per_question": per_question}, indent=1) + "\n")
+        print_table(summary, console)
+        return summary
+
+
+@hookimpl
+def register_evaluators(register):
+    register("truthfulqa", TruthfulQAEvaluator,
+             description="TruthfulQA MC1/MC2/MC0 (lm-eval-harness protocol) for causal LMs side by side")

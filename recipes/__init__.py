@@ -1,1 +1,0 @@
-"""Data files shipped inside the realm package (installed as realm_cli.recipe_files)."""

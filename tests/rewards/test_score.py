@@ -1,0 +1,106 @@
+"""`realm score` through the real CLI with the nim reward on a fake server: table and winner, a JSONL file scored
+exactly and resumed without re-scoring, bad rows located, NaN rows recorded under on_error=nan, interactive mode."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from support.fake_nim import FakeNim, fake_reward
+from realm_cli.cli import build_app
+
+
+def expected(prompt: str, response: str) -> float:
+    return fake_reward([{"role": "user", "content": prompt}, {"role": "assistant", "content": response}])
+
+
+@pytest.fixture
+def nim(tmp_path):
+    with FakeNim() as fake:
+        yield fake, ["--reward", "nim", f"reward.base_url={fake.base_url}", "reward.cache=false",
+                     "reward.backoff_base=0.01"]
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(build_app(), list(args), input=input)
+
+
+def test_table_and_winner(nim):
+    fake, reward = nim
+    responses = ["first answer", "second answer", "third answer"]
+    result = run("score", *reward, "--prompt", "which?", *[x for r in responses for x in ("--response", r)])
+    assert result.exit_code == 0, result.output
+    scores = [expected("which?", r) for r in responses]
+    best = scores.index(max(scores)) + 1
+    assert f"winner: response {best}" in result.output
+    assert f"{scores[0]:.4f}" in result.output
+    result = run("score", *reward, "--prompt", "which?", "--response", "first answer", "--json")
+    assert json.loads(result.stdout.strip().splitlines()[-1])["scores"] == [scores[0]]
+
+
+def write_pairs(path, n):
+    rows = [{"prompt": f"question {i}", "chosen": f"good {i}", "rejected": f"bad {i}", "id": i} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def test_file_scoring_is_exact_and_resumable(nim, tmp_path):
+    fake, reward = nim
+    rows = write_pairs(tmp_path / "pairs.jsonl", 10)
+    out = tmp_path / "scored.jsonl"
+    first = run("score", *reward, "--input", str(tmp_path / "pairs.jsonl"), "--output", str(out), "--batch-size", "4")
+    assert first.exit_code == 0, first.output
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in scored] == list(range(10))
+    for row, got in zip(rows, scored):
+        assert got["chosen_score"] == expected(row["prompt"], row["chosen"])
+        assert got["rejected_score"] == expected(row["prompt"], row["rejected"])
+    assert fake.requests == 20
+    # simulate an interruption: keep 3 rows and half of the 4th, then resume
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:3]) + lines[3][:10])
+    again = run("score", *reward, "--input", str(tmp_path / "pairs.jsonl"), "--output", str(out), "--json")
+    assert again.exit_code == 0, again.output
+    assert fake.requests == 20 + 7 * 2  # only the 7 missing rows were scored (the cache is off)
+    resumed = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in resumed) == list(range(10))
+    assert json.loads(again.stdout.strip().splitlines()[-1])["resumed_past"] == 3
+
+
+def test_bad_row_is_located(nim, tmp_path):
+    _, reward = nim
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"prompt": "a", "chosen": "x", "rejected": "y"}\n\n{"prompt": "b", "chosen": "x"}\n')
+    result = run("score", *reward, "--input", str(path), "--output", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 2
+    assert "pairs.jsonl:3" in result.output and "'rejected'" in result.output
+
+
+def test_unscorable_rows_are_null_with_the_error(nim, tmp_path):
+    fake, reward = nim
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"prompt": "q", "response": "fine"}\n{"prompt": "q", "response": "no [[always:500]]"}\n')
+    out = tmp_path / "o.jsonl"
+    strict = run("score", *reward, "reward.max_retries=0", "--input", str(path), "--output", str(out))
+    assert strict.exit_code == 2 and "could not be scored" in strict.output
+    result = run("score", *reward, "reward.max_retries=0", "reward.on_error=nan", "--input", str(path), "--output",
+                 str(tmp_path / "o2.jsonl"))
+    assert result.exit_code == 0, result.output
+    good, bad = [json.loads(line) for line in (tmp_path / "o2.jsonl").read_text().splitlines()]
+    assert good["score"] == expected("q", "fine")
+    assert bad["score"] is None and "HTTP 500" in bad["errors"]["response"]
+
+
+def test_interactive_loop(nim):
+    _, reward = nim
+    result = run("score", *reward, "--interactive", input="hello?\nhi there\nbye\n\n\n")
+    assert result.exit_code == 0, result.output
+    scores = [expected("hello?", "hi there"), expected("hello?", "bye")]
+    assert f"winner: response {scores.index(max(scores)) + 1}" in result.output
+
+
+def test_mode_errors():
+    assert "exactly one of" in run("score", "--reward", "embedding").output
+    assert "--input needs --output" in run("score", "--reward", "embedding", "--input", "x.jsonl").output

@@ -1,0 +1,145 @@
+"""`realm serve` over real HTTP on 127.0.0.1 with the packaged MiniLM embedding reward: auth, limits, 32 concurrent
+clients scored exactly as direct scoring, and internal errors that never turn into scores."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from realm_cli.contracts import Reward, ScoreBatch
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    token_file = tmp_path_factory.mktemp("serve") / "token"
+    token_file.write_text("t0ken-abc\n")
+    port = free_port()
+    cmd = [sys.executable, "-m", "realm_cli.cli", "serve", "--reward", "embedding", "reward.batch_size=16",
+           "--port", str(port), "--token-file", str(token_file), "--max-body-mb", "0.01", "--max-batch", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"realm serve exited: {proc.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("realm serve did not come up")
+    yield url, {"Authorization": "Bearer t0ken-abc"}
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def direct():
+    from realm_plugins.rewards.embedding import EmbeddingReward
+
+    return EmbeddingReward()
+
+
+def test_scoring_needs_the_token(server):
+    url, auth = server
+    body = {"items": [{"prompt": "hi", "response": "hello"}]}
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    assert httpx.post(f"{url}/score", json=body).status_code == 401
+    assert httpx.post(f"{url}/score", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert httpx.post(f"{url}/get_reward", json={"query": ["hi there"], "prompts": ["hi"]}).status_code == 401
+    assert httpx.post(f"{url}/score", json=body, headers=auth).status_code == 200
+
+
+def test_oversize_body_and_batch_are_rejected_with_a_message(server):
+    url, auth = server
+    big = {"items": [{"prompt": "p", "response": "x" * 20000}]}
+    r = httpx.post(f"{url}/score", json=big, headers=auth)
+    assert r.status_code == 413 and "exceeds the limit" in r.json()["detail"]
+    many = {"items": [{"prompt": "p", "response": str(i)} for i in range(9)]}
+    r = httpx.post(f"{url}/score", json=many, headers=auth)
+    assert r.status_code == 422 and "limit of 8" in r.json()["detail"]
+    r = httpx.post(f"{url}/score", json={"items": [{"prompt": "p"}]}, headers=auth)
+    assert r.status_code == 422
+    r = httpx.post(f"{url}/get_reward", json={"query": ["abc"]}, headers=auth)
+    assert r.status_code == 422 and "prompts" in r.json()["detail"]
+
+
+def test_32_concurrent_clients_get_direct_scores(server, direct):
+    url, auth = server
+    requests = [[{"prompt": f"How do I fix problem {i}?", "response": f"Try step {j} for problem {i}."}
+                 for j in range(3)] for i in range(32)]
+    calls_before = httpx.get(f"{url}/health").json()["model_calls"]
+
+    def post(items):
+        with httpx.Client(timeout=120) as client:
+            return client.post(f"{url}/score", json={"items": items}, headers=auth).json()["scores"]
+
+    with ThreadPoolExecutor(32) as pool:
+        served = list(pool.map(post, requests))
+    health = httpx.get(f"{url}/health").json()
+    flat = [item for items in requests for item in items]
+    expected = direct.score([[{"role": "user", "content": x["prompt"]}] for x in flat], [x["response"] for x in flat])
+    got = [s for scores in served for s in scores]
+    assert got == pytest.approx(expected, abs=1e-5)
+    assert health["model_calls"] - calls_before < 32  # concurrent requests shared model calls
+
+
+def test_get_reward_is_openrlhf_compatible(server, direct):
+    url, auth = server
+    prompts = ["What is the capital of France?", "Name a prime number."]
+    responses = [" Paris is the capital of France.", " Seven."]
+    body = {"query": [p + r for p, r in zip(prompts, responses)], "prompts": prompts, "labels": ["", ""]}
+    result = httpx.post(f"{url}/get_reward", json=body, headers=auth).json()
+    expected = direct.score([[{"role": "user", "content": p}] for p in prompts], responses)
+    assert result["rewards"] == pytest.approx(expected, abs=1e-5)
+
+
+class Broken(Reward):
+    def score_batch(self, prompts, responses):
+        if any("boom" in r for r in responses):
+            raise RuntimeError("model exploded")
+        if any("short" in r for r in responses):
+            return ScoreBatch([1.0] * (len(responses) - 1))
+        scores = [float("nan") if r == "unscorable" else float(len(r)) for r in responses]
+        return ScoreBatch(scores, {"echo": list(scores)})
+
+
+def test_internal_errors_are_500_never_a_score():
+    from fastapi.testclient import TestClient
+
+    from realm_cli.rewards.server import build_app
+
+    with TestClient(build_app(Broken(), "broken")) as client:
+        ok = client.post("/score", json={"items": [{"prompt": "p", "response": "abcd"}]})
+        assert ok.json()["scores"] == [4.0]
+        nan = client.post("/score", json={"items": [{"prompt": "p", "response": "unscorable"}]}).json()
+        assert nan == {"scores": [None], "extras": {"echo": [None]}}  # on_error=nan rewards: null, not 0.0
+        for bad in ("boom", "short"):
+            r = client.post("/score", json={"items": [{"prompt": "p", "response": bad}]})
+            assert r.status_code == 500 and "reward failed" in r.json()["detail"] and "scores" not in r.json()
+        assert client.get("/health").json()["failed_calls"] == 2
+
+
+def test_serve_refuses_public_host_without_token():
+    from typer.testing import CliRunner
+
+    from realm_cli.cli import build_app
+
+    result = CliRunner().invoke(build_app(), ["serve", "--reward", "embedding", "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "--token-file" in result.output
