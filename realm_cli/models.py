@@ -51,10 +51,16 @@ class Resolved:
     alias: Alias | None = None
 
 
-def cache_dir() -> Path:
+def cache_root() -> Path:
+    """realm's one cache folder: ``$REALM_CACHE``, else ``$XDG_CACHE_HOME/realm`` (``~/.cache/realm``); converted
+    models, reward caches and combiner features each keep a subfolder of it."""
     root = os.environ.get("REALM_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "realm")
-    return Path(root) / "models"
+    return Path(root)
+
+
+def cache_dir() -> Path:
+    return cache_root() / "models"
 
 
 def _package_path(alias: Alias) -> Path | None:
@@ -148,3 +154,42 @@ def bf16_supported(device: str = "cpu") -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def torch_dtype(name: str, device: str = "cpu"):
+    """A dtype name of a recipe as torch's dtype. ``auto`` is float32 on a CPU (bf16 there comes from autocast or
+    master weights, chosen per CPU) and bf16 on a GPU that supports it."""
+    import torch
+
+    if name not in DTYPES:
+        raise RealmError(f"unknown dtype {name!r}; expected one of {', '.join(DTYPES)}")
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") and bf16_supported(device) else torch.float32
+    return getattr(torch, name)
+
+
+def autocast(device: str, precision: str = "auto"):
+    """Autocast for ``precision`` (``auto``: bf16 where the hardware does bf16 matmul fast, AMX/AVX512-BF16 CPUs and
+    bf16 GPUs; ``bf16``/``fp16``; ``fp32``: none)."""
+    import torch
+
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    if precision == "bf16" or (precision == "auto" and bf16_supported(device)):
+        return torch.autocast(kind, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(kind, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def load_causal_lm(name: str, *, dtype: str = "auto", device: str = "cpu", revision: str | None = None,
+                   trust_remote_code: bool = False):
+    """A causal LM by alias, path or hub id (aliases resolve offline), in eval mode; load failures are one line."""
+    from transformers import AutoModelForCausalLM
+
+    with loading(name):
+        model = AutoModelForCausalLM.from_pretrained(local_path(name), dtype=torch_dtype(dtype, device),
+                                                     revision=revision, trust_remote_code=trust_remote_code)
+    return model.eval()

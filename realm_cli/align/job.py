@@ -18,6 +18,7 @@ from rich.table import Table
 from realm_cli.align import report as align_report
 from realm_cli.rewards import safe as align_scoring
 from realm_cli.align import sampling as generation
+from realm_cli import models
 from realm_cli.align import policy
 from realm_cli.config import PluginSpec, plugin_field
 from realm_cli.contracts import Message, PreferenceRecord, as_messages
@@ -83,7 +84,7 @@ class AlignJob(Job):
         self.tokenizer = policy.load_tokenizer(self.model_cfg)
         self.model = policy.wrap_lora(policy.load_model(self.model_cfg, self.tokenizer), self.model_cfg)
         self.reference = policy.Reference(self.model)
-        self.autocast = lambda: policy.autocast(cfg.bf16)
+        self.autocast = lambda: models.autocast(policy.device(), "auto" if cfg.bf16 else "fp32")
         self.history: list[dict] = []
         self.skipped: dict[str, int] = {"unscored_samples": 0}
         base = self._heldout_side("base", heldout_prompts)

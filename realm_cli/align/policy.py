@@ -20,25 +20,6 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def torch_dtype(cfg: ModelConfig):
-    """``auto`` is float32 on CPU (bf16 there comes from autocast, see ``autocast``) and bf16 on capable GPUs."""
-    import torch
-
-    if cfg.dtype == "auto":
-        return torch.bfloat16 if device() == "cuda" and models.bf16_supported("cuda") else torch.float32
-    return getattr(torch, cfg.dtype)
-
-
-def autocast(enabled: bool = True):
-    """bf16 autocast where the hardware has fast bf16 (AMX/AVX512-BF16 CPUs, Ampere+ GPUs); a no-op elsewhere."""
-    import torch
-
-    dev = device()
-    if enabled and models.bf16_supported(dev):
-        return torch.autocast(dev, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
@@ -57,12 +38,8 @@ def load_tokenizer(cfg: ModelConfig):
 
 
 def load_model(cfg: ModelConfig, tokenizer):
-    from transformers import AutoModelForCausalLM
-
-    with models.loading(cfg.name):
-        model = AutoModelForCausalLM.from_pretrained(
-            models.local_path(cfg.name), dtype=torch_dtype(cfg), revision=cfg.revision,
-            trust_remote_code=cfg.trust_remote_code)
+    model = models.load_causal_lm(cfg.name, dtype=cfg.dtype, device=device(), revision=cfg.revision,
+                                  trust_remote_code=cfg.trust_remote_code)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if model.generation_config is not None:

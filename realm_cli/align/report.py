@@ -10,17 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from realm_cli.rewards.safe import nanmean
-
-
-def win_rate(aligned: list[float], base: list[float]) -> dict:
-    """Per prompt: win 1, tie 0.5, loss 0. Prompts where either side could not be scored are left out and counted."""
-    pairs = [(a, b) for a, b in zip(aligned, base) if math.isfinite(a) and math.isfinite(b)]
-    wins = sum(a > b for a, b in pairs)
-    ties = sum(a == b for a, b in pairs)
-    rate = (wins + 0.5 * ties) / len(pairs) if pairs else math.nan
-    return {"win_rate": rate, "wins": wins, "ties": ties, "losses": len(pairs) - wins - ties,
-            "unscored": len(aligned) - len(pairs)}
+from realm_cli.evaluate.stats import nanmean, win_rate
 
 
 def per_prompt(values: list[float], prompt_index: list[int], n_prompts: int) -> list[float]:

@@ -19,6 +19,23 @@ def sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
+def nanmean(values: Sequence[float]) -> float:
+    """The mean of the finite values (NaN: unscored samples, left out); NaN when none is finite."""
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def win_rate(a: Sequence[float], b: Sequence[float]) -> dict:
+    """P(a beats b) pair by pair, a tie counting half. Pairs where either side could not be scored (NaN) are left
+    out and counted as ``unscored``; ``win_rate`` is NaN when no pair is left."""
+    pairs = [(x, y) for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
+    wins = sum(x > y for x, y in pairs)
+    ties = sum(x == y for x, y in pairs)
+    rate = (wins + 0.5 * ties) / len(pairs) if pairs else math.nan
+    return {"win_rate": rate, "pairs": len(pairs), "wins": wins, "ties": ties, "losses": len(pairs) - wins - ties,
+            "unscored": len(a) - len(pairs)}
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")

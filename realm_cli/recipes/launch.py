@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -95,3 +96,4 @@ def check_hardware(launch: LaunchConfig) -> None:
     if have < want:
         raise RealmError(f"this recipe's {what} wants {want} GPU processes; this machine has {have} GPU(s) "
                          f"(set launch.num_processes={have} to scale down)")
+

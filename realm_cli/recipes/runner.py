@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 from pathlib import Path
 
 from rich.console import Console
 
+from realm_cli import distributed
 from realm_cli.recipes import launch
 from realm_cli import plugins
 from realm_cli.recipes import recipe as recipes
 from realm_cli.errors import RealmError
 
 console = Console(stderr=True)
-
-
-def is_main_process() -> bool:
-    return os.environ.get("RANK", "0") == "0"
 
 
 def run(command: str, ref: str, overrides: list[str], *, dry_run: bool = False, resume: bool = False,
@@ -49,7 +45,7 @@ def run(command: str, ref: str, overrides: list[str], *, dry_run: bool = False, 
         return None
     launch.check_hardware(recipe.launch)
     output_dir = recipe.resolved_output_dir()
-    if is_main_process():
+    if distributed.is_main_process():
         recipes.save_resolved(recipe, output_dir)
     quiet_library_progress()
     metrics = {}
@@ -60,7 +56,7 @@ def run(command: str, ref: str, overrides: list[str], *, dry_run: bool = False, 
                              f"(it serves: {', '.join(job_cls.commands)})")
         result = job_cls(recipe, spec.options).run(output_dir, resume=resume)
         metrics.update(result if kind == "trainer" else {spec.name: result})
-    if is_main_process():
+    if distributed.is_main_process():
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
     return metrics
 

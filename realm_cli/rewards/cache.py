@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -17,9 +16,9 @@ from realm_cli.errors import RealmError
 
 
 def default_dir() -> Path:
-    root = os.environ.get("REALM_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "realm")
-    return Path(root) / "rewards"
+    from realm_cli.models import cache_root
+
+    return cache_root() / "rewards"
 
 
 def cache_key(model: str, messages: list[dict]) -> str:

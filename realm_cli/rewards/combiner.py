@@ -32,9 +32,9 @@ def build_mlp(dropout: float = 0.1):
 
 
 def feature_cache_dir() -> Path:
-    root = os.environ.get("REALM_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "realm")
-    return Path(root) / "features"
+    from realm_cli.models import cache_root
+
+    return cache_root() / "features"
 
 
 def features_key(reward: PluginSpec, similarity: PluginSpec, records: Sequence[PreferenceRecord]) -> str:

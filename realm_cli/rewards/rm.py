@@ -300,8 +300,7 @@ def load(name: str, *, device: str | None = None, max_length: int | None = None,
     path = models.local_path(name)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     info = RMInfo.read(Path(path)) if Path(path).is_dir() else None
-    torch_dtype = {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16,
-                   "float16": torch.float16}[dtype]
+    torch_dtype = models.torch_dtype(dtype)
     with models.loading(name):
         adapter = Path(path) / "adapter_config.json"
         if adapter.is_file():
@@ -333,20 +332,6 @@ def load(name: str, *, device: str | None = None, max_length: int | None = None,
     return LoadedRM(model, tokenizer, fmt, info, device)
 
 
-def autocast(device: str, precision: str = "auto"):
-    """bf16 autocast where the hardware does bf16 matmul fast (AMX/AVX512-BF16 CPUs, bf16 GPUs), else a no-op."""
-    import torch
-
-    from realm_cli.models import bf16_supported
-
-    kind = "cuda" if device.startswith("cuda") else "cpu"
-    if precision == "bf16" or (precision == "auto" and bf16_supported(device)):
-        return torch.autocast(kind, dtype=torch.bfloat16)
-    if precision == "fp16":
-        return torch.autocast(kind, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
 def pad_batch(seqs: Sequence[list[int]], pad_id: int):
     import torch
 
@@ -365,12 +350,14 @@ def score_ids(model, seqs: Sequence[list[int]], pad_id: int, *, batch_size: int 
     ``max_tokens`` caps batch rows x width so long inputs get smaller batches."""
     import torch
 
+    from realm_cli import models
+
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]), reverse=True)
     out = [float("nan")] * len(seqs)
     was_training = model.training
     model.eval()
     i = 0
-    with torch.no_grad(), autocast(device, precision):
+    with torch.no_grad(), models.autocast(device, precision):
         while i < len(order):
             width = len(seqs[order[i]])
             rows = batch_size if max_tokens is None else max(1, min(batch_size, max_tokens // max(width, 1)))

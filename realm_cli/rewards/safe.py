@@ -66,6 +66,16 @@ def _one_by_one(reward: Reward, prompts, responses, errors: list[str]) -> list[f
     return out
 
 
-def nanmean(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else math.nan
+def json_float(x: float) -> float | None:
+    return None if math.isnan(x) else x  # JSON has no NaN: an unscored sample (on_error: nan) is null
+
+
+def json_safe(value):
+    """Extras as strict JSON: NaN anywhere inside becomes null."""
+    if isinstance(value, float):
+        return json_float(value)
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    return value

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from realm_cli.rewards.safe import json_float
 from realm_cli.contracts import Message, as_messages
 from realm_cli.errors import RealmError
 from realm_cli.contracts import Reward
@@ -23,10 +24,6 @@ def _winner(scores: list[float]) -> int | None:
     if not valid or valid.count(max(valid)) > 1:
         return None
     return scores.index(max(valid))
-
-
-def _json_float(x: float) -> float | None:
-    return None if math.isnan(x) else x
 
 
 def _scalar_extras(extras: dict, n: int) -> dict[str, list]:
@@ -49,7 +46,7 @@ def print_scores(reward: Reward, prompt: str | list[Message], responses: list[st
     batch = reward.score_batch([messages] * len(responses), responses)
     best = _winner(batch.scores)
     if as_json:
-        print(json.dumps({"scores": [_json_float(s) for s in batch.scores], "winner": best, "extras": batch.extras}))
+        print(json.dumps({"scores": [json_float(s) for s in batch.scores], "winner": best, "extras": batch.extras}))
         return
     table = Table(title=f"prompt: {messages[-1]['content'][:70]}", title_justify="left")
     table.add_column("#", justify="right", no_wrap=True, min_width=2)
@@ -142,7 +139,7 @@ def score_file(reward: Reward, input_path: Path, output_path: Path, batch_size: 
                 result = dict(row, line=n)
                 for key in (["response"] if "response" in row else ["chosen", "rejected"]):
                     name = "score" if key == "response" else f"{key}_score"
-                    result[name] = _json_float(batch.scores[i])
+                    result[name] = json_float(batch.scores[i])
                     if math.isnan(batch.scores[i]):
                         nan += 1
                         result.setdefault("errors", {})[key] = errors[i]

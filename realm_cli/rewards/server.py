@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import math
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from realm_cli.rewards.safe import json_float, json_safe
 from realm_cli.contracts import Message, as_messages
 from realm_cli.contracts import Reward, ScoreBatch
 
@@ -57,21 +57,6 @@ class RewardRequest(BaseModel):
     query: list[str] = Field(min_length=1)
     prompts: list[str] | None = None
     labels: list | None = None
-
-
-def json_float(x: float) -> float | None:
-    return None if math.isnan(x) else x  # JSON has no NaN: an unscored sample (on_error: nan) is null
-
-
-def json_safe(value):
-    """Extras as strict JSON: NaN anywhere inside becomes null."""
-    if isinstance(value, float):
-        return json_float(value)
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    return value
 
 
 class MicroBatcher:

@@ -24,17 +24,11 @@ from rich.console import Console
 
 from realm_cli.rewards import rm as rmlib
 from realm_cli.errors import RealmError
+from realm_cli import distributed
+from realm_cli.evaluate.stats import mean_std
 
 console = Console(stderr=True)
 REWARD_WINDOW = 4096  # rewards kept for the "seen in training" mean/std
-
-
-def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun under accelerate launch
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -331,19 +325,11 @@ def name_eval_metrics(log_history: list[dict]) -> list[dict]:
     return out
 
 
-def _stats(values) -> tuple[float, float]:
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan")
-    mean = sum(values) / n
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / n)
-
-
 def pair_metrics(chosen: list[float], rejected: list[float]) -> dict:
     """Strict accuracy (a tie is wrong), mean margin, score mean/std per side."""
     n = len(chosen)
-    c_mean, c_std = _stats(chosen)
-    r_mean, r_std = _stats(rejected)
+    c_mean, c_std = mean_std(chosen)
+    r_mean, r_std = mean_std(rejected)
     return {"pairs": n, "accuracy": sum(c > r for c, r in zip(chosen, rejected)) / n if n else float("nan"),
             "mean_margin": sum(c - r for c, r in zip(chosen, rejected)) / n if n else float("nan"),
             "chosen_mean": c_mean, "chosen_std": c_std, "rejected_mean": r_mean, "rejected_std": r_std}
@@ -427,7 +413,7 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
         if resume_from is None:
             raise RealmError(f"--resume: no complete checkpoint under {checkpoints} (nothing to continue)")
     if device == "cpu":
-        torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // world_size()))
+        torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // distributed.world_size()))
 
     tokenizer, model_config = load_tokenizer_and_config(recipe.model)
     max_length = rmlib.model_max_length(model_config, tokenizer, recipe.data.max_length)
@@ -436,7 +422,7 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
     splits = datalib.load(recipe.data, fit=fit)
     if not splits.train:
         raise RealmError(f"recipe {recipe.name!r}: the train mixture is empty after loading and length fitting")
-    if rank() == 0:
+    if distributed.is_main_process():
         console.print(splits.report)
 
     import datasets
@@ -451,7 +437,7 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
     from transformers.trainer_callback import PrinterCallback
     from trl import RewardConfig
 
-    pairs_per_step = cfg.per_device_batch_size * cfg.gradient_accumulation_steps * world_size()
+    pairs_per_step = cfg.per_device_batch_size * cfg.gradient_accumulation_steps * distributed.world_size()
     steps_hint = cfg.max_steps or math.ceil(len(train_ds) * cfg.epochs / pairs_per_step)
     args = RewardConfig(**training_arguments(cfg, recipe, checkpoints, precision, device, steps_hint))
     from transformers import set_seed
@@ -486,19 +472,19 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
 
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(output_dir))
-    seen_mean, seen_std = _stats(list(trainer.seen_rewards))
+    seen_mean, seen_std = mean_std(list(trainer.seen_rewards))
     metrics = {
         "train": {"pairs": len(train_ds), "truncated_here": cut, "steps": trainer.state.global_step,
                   "steps_this_run": trained_steps, "resumed_from": str(resume_from) if resume_from else None,
                   "epochs": trainer.state.epoch, "loss": result.training_loss, "seconds": round(train_seconds, 2),
                   "pairs_per_second": round(trained_steps * pairs_per_step / max(train_seconds, 1e-9), 2),
                   "precision": precision, "master_weights": master, "max_length": max_length, "format": fmt.format,
-                  "world_size": world_size(), "lora": lora is not None},
+                  "world_size": distributed.world_size(), "lora": lora is not None},
         "data": splits.report.to_json(),
         "reward_stats": {"mean": seen_mean, "std": seen_std, "window": len(trainer.seen_rewards)},
         "eval_log": name_eval_metrics(trainer.state.log_history),
     }
-    if rank() != 0:
+    if distributed.rank() != 0:
         return metrics
     tokenizer.save_pretrained(str(output_dir))
     rmlib.RMInfo(format=fmt.format, max_length=max_length, reward_mean=seen_mean, reward_std=seen_std,

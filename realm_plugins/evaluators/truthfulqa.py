@@ -46,16 +46,13 @@ def load_items(spec: PluginSpec) -> list:
 
 
 def load_causal_lm(name: str, dtype: str):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from realm_cli import models
 
-    path = models.local_path(name)
     with models.loading(name):
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-    return model.eval(), tokenizer
+        tokenizer = AutoTokenizer.from_pretrained(models.local_path(name))
+    return models.load_causal_lm(name, dtype=dtype), tokenizer
 
 
 def question_choices(item) -> list[str]:

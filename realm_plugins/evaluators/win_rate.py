@@ -31,17 +31,10 @@ class WinRateConfig:
             raise ValueError("policies: at least one policy to compare with the baseline is required")
 
 
-def win_rate(a: list[float], b: list[float]) -> tuple[float, int]:
-    """P(a beats b) over prompts where both were scored, ties counting half; and how many prompts that is."""
-    both = [(x, y) for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y))]
-    if not both:
-        return float("nan"), 0
-    return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x, y in both) / len(both), len(both)
-
-
 def generate(name: str, prompts: list, config: WinRateConfig) -> list[str]:
-    from realm_cli.align import sampling as generation
+    from realm_cli import models
     from realm_cli.align import policy
+    from realm_cli.align import sampling as generation
     from realm_cli.recipes.recipe import ModelConfig
 
     cfg = ModelConfig(name=name)
@@ -49,7 +42,7 @@ def generate(name: str, prompts: list, config: WinRateConfig) -> list[str]:
     model = policy.load_model(cfg, tokenizer)
     settings = generation.Sampling(max_new_tokens=config.max_new_tokens, max_prompt_tokens=config.max_prompt_tokens,
                                    batch_size=config.batch_size)
-    with policy.autocast():
+    with models.autocast(policy.device()):
         return generation.sample(model, tokenizer, prompts, settings=settings, greedy=True).texts
 
 
@@ -60,7 +53,7 @@ class WinRateEvaluator(Evaluator):
         from rich.console import Console
         from rich.table import Table
 
-        from realm_cli.evaluate.stats import mean_std
+        from realm_cli.evaluate.stats import mean_std, win_rate
         from realm_cli.data.load import load_source
         from realm_cli.rewards.build import build_reward
 
@@ -88,7 +81,8 @@ class WinRateEvaluator(Evaluator):
             mean, std = mean_std([s for s in scores[name] if not math.isnan(s)])
             row = {"mean_reward": mean, "reward_std": std, "unscored": sum(math.isnan(s) for s in scores[name])}
             if name != self.config.baseline:
-                row["win_rate"], row["pairs"] = win_rate(scores[name], scores[self.config.baseline])
+                wr = win_rate(scores[name], scores[self.config.baseline])
+                row["win_rate"], row["pairs"] = wr["win_rate"], wr["pairs"]
             metrics[name] = row
             table.add_row(name, f"{mean:.4f}", f"{std:.4f}",
                           f"{row['win_rate']:.3f}" if "win_rate" in row else "—", str(row.get("pairs", "")))

@@ -7,7 +7,8 @@ import math
 import pytest
 from support.align_toys import BrokenReward, FlakyReward, LetterReward
 
-from realm_cli.align.report import per_prompt, win_rate
+from realm_cli.align.report import per_prompt
+from realm_cli.evaluate.stats import win_rate
 from realm_cli.rewards.safe import score
 from realm_cli.errors import RealmError
 from realm_cli.contracts import Reward, ScoreBatch
