@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from realm_cli.config import ConfigError, PluginSpec, from_dict, plugin_field
+from realm_cli.config import PluginSpec, plugin_field
 from realm_cli.contracts import BadRecord, DatasetSource, Excluded, PreferenceRecord, SourceConfig
 from realm_cli.errors import RealmError
-
 
 
 @dataclass
@@ -79,19 +78,10 @@ class Loaded:
 
 
 def source_for(spec: PluginSpec) -> DatasetSource:
-    """Instantiate the dataset plugin a spec names, validating raw options against its ``Config``."""
+    """Instantiate the dataset plugin a spec names (raw options, e.g. a ``Config`` default, validated first)."""
     from realm_cli import plugins
 
-    cls = plugins.lookup("dataset", spec.name)
-    options = spec.options
-    if not isinstance(options, cls.Config):
-        if options is not None and not isinstance(options, dict):
-            raise RealmError(f"dataset {spec.name}: options must be a mapping, got {options!r}")
-        try:
-            options = from_dict(cls.Config, options or {}, f"dataset {spec.name}")
-        except ConfigError as exc:
-            raise RealmError(str(exc)) from None
-    return cls(options)
+    return plugins.instance("dataset", spec)
 
 
 def _policy(source: DatasetSource, on_bad_record: str | None) -> str:

@@ -1,4 +1,4 @@
-"""Pipeline recipes: steps that run other recipes in order, then verify and report on what they produced.
+"""Pipeline recipes (``realm run --recipe R``): steps that run other recipes in order, then verify and report.
 
 A ``train-rm``/``align``/``eval`` step runs its recipe (with its overrides) through the same runner as the
 command of that name. A ``verify`` step checks every model-producing run so far (or the one its ``recipe`` names);
@@ -12,17 +12,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from realm_cli.recipes import recipe as recipes
 from realm_cli.errors import RealmError
+from realm_cli.recipes import recipe as recipes
 
 console = Console(stderr=True)
 RUNS = ("train-rm", "align", "eval")
 
 
-def plan(recipe: recipes.Recipe) -> list[tuple[str, str | None, list[str], Path | None]]:
+def plan(recipe: recipes.PipelineRecipe) -> list[tuple[str, str | None, list[str], Path | None]]:
     """(kind, recipe ref, overrides, output dir) per step, every referenced recipe loaded and validated."""
-    if not recipe.steps:
-        raise RealmError(f"{recipe.source}: steps: a pipeline needs at least one step")
     out = []
     for i, step in enumerate(recipe.steps):
         where = f"{recipe.source}: steps[{i}]"
@@ -39,9 +37,10 @@ def plan(recipe: recipes.Recipe) -> list[tuple[str, str | None, list[str], Path 
     return out
 
 
-def run(recipe: recipes.Recipe, *, dry_run: bool = False) -> dict:
+def run(recipe: recipes.PipelineRecipe, *, dry_run: bool = False) -> dict:
+    from realm_cli.evaluate import report as run_report
+    from realm_cli.evaluate import verify as run_verify
     from realm_cli.recipes import runner
-    from realm_cli.cli import report
 
     steps = plan(recipe)
     if dry_run:
@@ -60,7 +59,7 @@ def run(recipe: recipes.Recipe, *, dry_run: bool = False) -> dict:
             produced.append((kind, target))
         elif kind == "verify":
             dirs = [target] if target else [d for k, d in produced if k in ("train-rm", "align")]
-            checks = report.verify_runs(dirs)
+            checks = [check for d in dirs for check in run_verify.verify(d)]
             failed = [c for c in checks if not c.ok]
             summary["verify"] = {"checks": len(checks), "failed": [f"{c.artifact}: {c.detail}" for c in failed]}
             if failed:
@@ -68,9 +67,7 @@ def run(recipe: recipes.Recipe, *, dry_run: bool = False) -> dict:
             console.print(f"[green]verified[/green] {len(checks)} artifacts in {len(dirs)} runs", highlight=False)
         elif kind == "report":
             out_dir = recipe.resolved_output_dir()
-            result = report.write_report([d for _, d in produced], out_dir)
-            from realm_cli.evaluate.report import table
-
-            Console().print(table(result))
+            result = run_report.write([d for _, d in produced], out_dir)
+            Console().print(run_report.table(result))
             summary["report"] = str(out_dir / "report.json")
     return summary

@@ -1,4 +1,9 @@
-"""Recipes: YAML files validated strictly into a ``Recipe`` before any heavy import."""
+"""Recipes: YAML files (or blocks built by a command's flags) validated strictly before any heavy import.
+
+Each command has its own schema (``SCHEMAS``): a train-rm recipe must name its trainer, an eval recipe at least one
+evaluator, a pipeline its steps, and a block that belongs to another command is an unknown key. The trainer and
+evaluator plugins a recipe names must serve its command. All of this fails at validation, naming the file and key.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from realm_cli.errors import RealmError
 from realm_cli.recipes.launch import LaunchConfig
 
 COMMANDS = ("train-rm", "align", "eval", "pipeline")
+VERBS = {"train-rm": "train-rm", "align": "align", "eval": "eval", "pipeline": "run"}  # the realm command of each
 
 
 @dataclass
@@ -44,18 +50,14 @@ class PipelineStep:
     overrides: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Recipe:
+    """What every recipe has; each command's schema below adds its own blocks."""
+
     command: Literal["train-rm", "align", "eval", "pipeline"]
     description: str = ""
     output_dir: str = "runs/{name}"
     seed: int = 42
-    model: ModelConfig | None = None
-    data: DataConfig | None = None
-    trainer: PluginSpec | None = plugin_field("trainer", default=None)
-    reward: PluginSpec | None = plugin_field("reward", default=None)
-    evaluators: list[PluginSpec] = plugin_field("evaluator", default_factory=list)
-    steps: list[PipelineStep] = field(default_factory=list)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     name: str = field(default="", init=False)
     source: str = field(default="", init=False)
@@ -65,12 +67,50 @@ class Recipe:
         return Path(self.output_dir.format(name=self.name))
 
 
-def _plugin_config(kind: str, name: str, path: str):
-    try:
-        obj = plugins.registry().get(kind, name).obj
-    except RealmError as exc:
-        raise ConfigError(f"{path}.name: {exc}") from None
-    return getattr(obj, "Config")
+@dataclass(kw_only=True)
+class TrainRmRecipe(Recipe):
+    model: ModelConfig | None = None  # the bt trainer needs one; the linear combiner trains on reward features
+    data: DataConfig
+    trainer: PluginSpec = plugin_field("trainer")
+
+
+@dataclass(kw_only=True)
+class AlignRecipe(Recipe):
+    model: ModelConfig | None = None  # None: the trainer's default policy
+    data: DataConfig | None = None  # prompts (or, for offline DPO, pairs); trainers may take prompts inline
+    trainer: PluginSpec = plugin_field("trainer")
+    reward: PluginSpec | None = plugin_field("reward", default=None)
+
+
+@dataclass(kw_only=True)
+class EvalRecipe(Recipe):
+    evaluators: list[PluginSpec] = plugin_field("evaluator")
+
+    def __post_init__(self):
+        if not self.evaluators:
+            raise ConfigError("evaluators: at least one evaluator is required, e.g. [{name: reward-bench}]")
+
+
+@dataclass(kw_only=True)
+class PipelineRecipe(Recipe):
+    steps: list[PipelineStep]
+
+    def __post_init__(self):
+        if not self.steps:
+            raise ConfigError("steps: a pipeline needs at least one step")
+
+
+SCHEMAS: dict[str, type[Recipe]] = {"train-rm": TrainRmRecipe, "align": AlignRecipe, "eval": EvalRecipe,
+                                    "pipeline": PipelineRecipe}
+
+
+def jobs(recipe: Recipe) -> list[tuple[str, PluginSpec]]:
+    """(plugin kind, spec) of the trainer or evaluators a recipe runs, in order."""
+    if isinstance(recipe, EvalRecipe):
+        return [("evaluator", spec) for spec in recipe.evaluators]
+    if isinstance(recipe, (TrainRmRecipe, AlignRecipe)):
+        return [("trainer", recipe.trainer)]
+    return []
 
 
 def find(ref: str) -> Path:
@@ -88,6 +128,7 @@ def find(ref: str) -> Path:
 
 
 HEADER = re.compile(r"^#\s*(realm\s+\S+.*)$")
+RESOLVED = re.compile(r"^#\s*resolved from (.+?)(?: \(recipe (\S+)\))?$")  # the second line of a run's recipe.yaml
 
 
 def read(path: Path) -> tuple[dict, str]:
@@ -107,29 +148,65 @@ def read(path: Path) -> tuple[dict, str]:
     return raw, match.group(1).strip() if match else ""
 
 
+def build(raw: dict, overrides: list[str] | None = None, *, source: str, name: str, header: str) -> Recipe:
+    """Validate a recipe given as data (read from ``source``, or built by a command's flags) against the schema of
+    its command; every error is one line ``SOURCE: key.path: ...``."""
+    try:
+        data = merge(raw, parse_overrides(overrides or []))
+        if "command" not in data:
+            raise ConfigError(f"command: required (one of {', '.join(COMMANDS)})")
+        command = data["command"]
+        if command not in SCHEMAS:
+            raise ConfigError(f"command: expected one of {', '.join(map(repr, COMMANDS))}, got {command!r}")
+        recipe = from_dict(SCHEMAS[command], data, resolver=plugins.config_class)
+        recipe.launch.check()
+        _check_jobs(recipe)
+    except ConfigError as exc:
+        raise RealmError(f"{source}: {exc}") from None
+    recipe.name, recipe.source, recipe.header = name, source, header
+    return recipe
+
+
+def _check_jobs(recipe: Recipe) -> None:
+    for i, (kind, spec) in enumerate(jobs(recipe)):
+        serves = getattr(plugins.lookup(kind, spec.name), "commands", ())
+        if recipe.command not in serves:
+            key = "trainer" if kind == "trainer" else f"evaluators[{i}]"
+            raise ConfigError(f"{key}.name: {kind} {spec.name!r} serves `realm {'`, `realm '.join(serves) or '?'}`, "
+                              f"not `realm {recipe.command}`")
+
+
 def load(ref: str, overrides: list[str] | None = None) -> Recipe:
     """Find, read, apply dotted overrides and validate; every error names the file and key path."""
     path = find(ref)
     raw, header = read(path)
-    try:
-        recipe = from_dict(Recipe, merge(raw, parse_overrides(overrides or [])), resolver=_plugin_config)
-        recipe.launch.check()
-    except ConfigError as exc:
-        raise RealmError(f"{path}: {exc}") from None
-    recipe.name = path.stem
-    recipe.source = str(path)
-    recipe.header = header
+    recipe = build(raw, overrides, source=str(path), name=_name(path), header=header)
     if not header:
         raise RealmError(f"{path}: the first line must be a comment with the command that runs it, "
-                         f"e.g. '# realm {recipe.command} --recipe {path.stem}'")
+                         f"e.g. '# realm {VERBS[recipe.command]} --recipe {path.stem}'")
     return recipe
+
+
+def _name(path: Path) -> str:
+    """The file's stem; a run's resolved recipe.yaml keeps the name of the recipe it was resolved from."""
+    lines = path.read_text(encoding="utf-8").splitlines()[1:2]
+    match = RESOLVED.match(lines[0]) if lines else None
+    if match is None:
+        return path.stem
+    return match.group(2) or Path(match.group(1)).stem
+
+
+def resolved_text(recipe: Recipe) -> str:
+    """The recipe as a YAML file that loads back to the same recipe (header line first, output_dir resolved)."""
+    # name/source/header are set by build(), not read from YAML: the two comment lines carry them
+    data = {k: v for k, v in to_dict(recipe).items() if k not in ("name", "source", "header")}
+    data["output_dir"] = str(recipe.resolved_output_dir())
+    body = yaml.safe_dump(data, sort_keys=False)
+    return f"# {recipe.header}\n# resolved from {recipe.source} (recipe {recipe.name})\n{body}"
 
 
 def save_resolved(recipe: Recipe, output_dir: Path) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     out = output_dir / "recipe.yaml"
-    # name/source/header are set by load(), not read from YAML: leave them out so the file loads back as a recipe
-    data = {k: v for k, v in to_dict(recipe).items() if k not in ("name", "source", "header")}
-    body = yaml.safe_dump(data, sort_keys=False)
-    out.write_text(f"# {recipe.header}\n# resolved from {recipe.source}\n{body}", encoding="utf-8")
+    out.write_text(resolved_text(recipe), encoding="utf-8")
     return out

@@ -1,4 +1,9 @@
-"""Run a recipe: validate, launch (in-process or through accelerate), call the plugin, save config and metrics."""
+"""Run a recipe: validate, launch (in-process or through accelerate), call the plugin, save config and metrics.
+
+A command hands over either a recipe reference (``run``) or a recipe it built in memory from its flags
+(``run_recipe``). A run that needs ``accelerate launch`` writes its resolved recipe to ``OUTPUT_DIR/recipe.yaml``
+first and re-enters realm on that file, so the launched processes run exactly what was validated here.
+"""
 
 from __future__ import annotations
 
@@ -9,51 +14,57 @@ from pathlib import Path
 
 from rich.console import Console
 
-from realm_cli import distributed
-from realm_cli.recipes import launch
-from realm_cli import plugins
-from realm_cli.recipes import recipe as recipes
+from realm_cli import distributed, plugins
 from realm_cli.errors import RealmError
+from realm_cli.recipes import launch
+from realm_cli.recipes import recipe as recipes
 
 console = Console(stderr=True)
 
 
 def run(command: str, ref: str, overrides: list[str], *, dry_run: bool = False, resume: bool = False,
         launched: bool = False) -> dict | None:
-    recipe = recipes.load(ref, overrides)
+    """Load recipe ``ref`` (with dotted ``overrides``) and run it as ``command`` ("train-rm", "align", "eval",
+    "pipeline")."""
+    return run_recipe(recipes.load(ref, overrides), command, dry_run=dry_run, resume=resume, launched=launched)
+
+
+def run_recipe(recipe: recipes.Recipe, command: str | None = None, *, dry_run: bool = False, resume: bool = False,
+               launched: bool = False) -> dict | None:
+    command = command or recipe.command
     if recipe.command != command:
         raise RealmError(f"recipe {recipe.name!r} is a {recipe.command} recipe: run it with "
-                         f"`realm {recipe.command} --recipe {recipe.name}`")
+                         f"`realm {recipes.VERBS[recipe.command]} --recipe {recipe.name}`")
+    if command == "pipeline":
+        from realm_cli.recipes import pipeline
+
+        return pipeline.run(recipe, dry_run=dry_run)
+    output_dir = recipe.resolved_output_dir()
     if not launched and launch.needs_launcher(recipe.launch):
-        argv = launch.build_command(command.split(), ref, overrides + (["--resume"] if resume else []),
+        resolved = output_dir / "recipe.yaml"
+        argv = launch.build_command([recipes.VERBS[command]], str(resolved), ["--resume"] if resume else [],
                                     recipe.launch)
         if dry_run:
+            console.print(f"[dim]# the resolved recipe goes to {resolved} first[/dim]", highlight=False)
             print(shlex.join(argv))
             return None
         launch.check_hardware(recipe.launch)
+        recipes.save_resolved(recipe, output_dir)
         code = subprocess.call(argv)
         if code != 0:
             raise RealmError(f"the launched run exited with status {code}")
-        return _read_metrics(recipe.resolved_output_dir())
+        return _read_metrics(output_dir)
     if dry_run:
-        print(f"# runs in-process ({recipe.launch.accelerate_config}); resolved recipe:")
-        import yaml
-
-        from realm_cli.config import to_dict
-
-        print(yaml.safe_dump(to_dict(recipe), sort_keys=False), end="")
+        print(recipes.resolved_text(recipe), end="")
+        print(f"# runs in-process ({recipe.launch.accelerate_config})")
         return None
     launch.check_hardware(recipe.launch)
-    output_dir = recipe.resolved_output_dir()
     if distributed.is_main_process():
         recipes.save_resolved(recipe, output_dir)
     quiet_library_progress()
     metrics = {}
-    for kind, spec in _jobs(recipe):
+    for kind, spec in recipes.jobs(recipe):
         job_cls = plugins.lookup(kind, spec.name)
-        if command not in job_cls.commands:
-            raise RealmError(f"{kind} {spec.name!r} cannot run under `realm {command}` "
-                             f"(it serves: {', '.join(job_cls.commands)})")
         result = job_cls(recipe, spec.options).run(output_dir, resume=resume)
         metrics.update(result if kind == "trainer" else {spec.name: result})
     if distributed.is_main_process():
@@ -72,18 +83,6 @@ def quiet_library_progress() -> None:
     hf_logging.disable_progress_bar()
     datasets.disable_progress_bars()
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-
-
-def _jobs(recipe: recipes.Recipe):
-    if recipe.command in ("train-rm", "align"):
-        if recipe.trainer is None:
-            raise RealmError(f"recipe {recipe.name!r}: trainer: required for `realm {recipe.command}`")
-        return [("trainer", recipe.trainer)]
-    if recipe.command == "eval":
-        if not recipe.evaluators:
-            raise RealmError(f"recipe {recipe.name!r}: evaluators: at least one required for `realm eval`")
-        return [("evaluator", spec) for spec in recipe.evaluators]
-    raise RealmError(f"recipe {recipe.name!r} is a {recipe.command} recipe")
 
 
 def _read_metrics(output_dir: Path) -> dict:

@@ -1,4 +1,4 @@
-"""Build a reward plugin from a validated spec (the ``Reward`` contract itself is in ``realm_cli.contracts``)."""
+"""Build a reward plugin from a spec (the ``Reward`` contract itself is in ``realm_cli.contracts``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from realm_cli.contracts import Reward
 
 
 def build_reward(spec: PluginSpec) -> Reward:
-    """Instantiate the reward plugin named by a validated recipe block."""
+    """Instantiate the reward plugin a recipe block names (raw options, e.g. a ``Config`` default, validated)."""
     from realm_cli import plugins
 
-    cls = plugins.lookup("reward", spec.name)
-    return cls(spec.options)
+    return plugins.instance("reward", spec)

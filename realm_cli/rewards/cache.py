@@ -21,9 +21,12 @@ def default_dir() -> Path:
     return cache_root() / "rewards"
 
 
-def cache_key(model: str, messages: list[dict]) -> str:
-    """sha256 of canonical JSON (sorted keys, no whitespace): identical across processes and machines."""
-    canonical = json.dumps({"model": model, "messages": [{"role": m["role"], "content": m["content"]} for m in messages]},
+def cache_key(endpoint: str, model: str, messages: list[dict]) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace) of everything that decides the score: the endpoint
+    (staging, a fake and production can answer differently for one model name), the model and the conversation.
+    Identical across processes and machines."""
+    canonical = json.dumps({"endpoint": endpoint.rstrip("/"), "model": model,
+                            "messages": [{"role": m["role"], "content": m["content"]} for m in messages]},
                            sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

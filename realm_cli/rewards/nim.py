@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from realm_cli.errors import RealmError
+from realm_cli.errors import RealmError, excerpt, redact
 from realm_cli.rewards.cache import RewardCache, cache_key, default_dir
 
 DEFAULT_BASE_URL = "https://integrate.api.nvidia.com/v1"
@@ -76,14 +76,14 @@ def parse_reward(body: object) -> float:
     try:
         content = body["choices"][0]["message"]["content"]  # type: ignore[index]
     except (KeyError, IndexError, TypeError):
-        raise NimError(f"malformed NIM response (no choices[0].message.content): {str(body)[:200]!r}") from None
+        raise NimError(f"malformed NIM response (no choices[0].message.content): {excerpt(str(body))!r}") from None
     match = REWARD_TEXT.fullmatch(content.strip()) if isinstance(content, str) else None
     try:
         value = float(match.group(1)) if match else math.nan
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise NimError(f"malformed NIM response: expected 'reward:<float>', got {str(content)[:200]!r}")
+        raise NimError(f"malformed NIM response: expected 'reward:<float>', got {excerpt(str(content))!r}")
     return value
 
 
@@ -117,6 +117,7 @@ class NimClient:
         self.stats = NimStats()
         self._stats_lock = threading.Lock()
         self._random = random.Random(seed)
+        self._secret = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         self._http = httpx.Client(headers=headers, timeout=timeout, limits=limits)
@@ -135,6 +136,11 @@ class NimClient:
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** attempt)
         return ceiling / 2 + self._random.uniform(0, ceiling / 2)  # "equal jitter": spread, but never ~0
 
+    def _quote(self, text: str) -> str:
+        """A server's words for an error message: redacted (a server may echo our Authorization header), cut at a
+        word boundary."""
+        return repr(excerpt(redact(text, self._secret)))
+
     def _attempt(self, messages: list[dict]) -> float:
         self._count(requests=1)
         try:
@@ -143,19 +149,22 @@ class NimClient:
         except httpx.TimeoutException as exc:
             raise _Retryable(f"timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise _Retryable(f"connection error ({type(exc).__name__}: {exc})") from None
+            raise _Retryable(f"connection error ({type(exc).__name__}: {redact(str(exc), self._secret)})") from None
         if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code}: {response.text[:200]!r}",
+            raise _Retryable(f"HTTP {response.status_code}: {self._quote(response.text)}",
                              _retry_after_seconds(response.headers.get("retry-after")))
         if response.status_code in (401, 403):
             raise NimError(f"NIM refused the API key (HTTP {response.status_code}); check {KEY_ENV}")
         if response.status_code != 200:
-            raise NimError(f"NIM request failed: HTTP {response.status_code}: {response.text[:200]!r}")
+            raise NimError(f"NIM request failed: HTTP {response.status_code}: {self._quote(response.text)}")
         try:
             body = response.json()
         except ValueError:
-            raise NimError(f"malformed NIM response (not JSON): {response.text[:200]!r}") from None
-        return parse_reward(body)
+            raise NimError(f"malformed NIM response (not JSON): {self._quote(response.text)}") from None
+        try:
+            return parse_reward(body)
+        except NimError as exc:
+            raise NimError(redact(str(exc), self._secret)) from None
 
     def score_one(self, messages: list[dict]) -> float:
         """One conversation (the scored response last, as the assistant turn): a score or a NimError."""
@@ -177,7 +186,7 @@ class NimClient:
         Cached conversations are not sent; identical conversations in one call are sent once; at most
         ``concurrency`` requests are in flight.
         """
-        keys = [cache_key(self.model, c) for c in conversations]
+        keys = [cache_key(self.base_url, self.model, c) for c in conversations]
         cached: dict[str, float] = {}
         if self.cache is not None:
             before = (self.cache.hits, self.cache.misses)

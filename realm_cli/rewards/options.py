@@ -1,16 +1,14 @@
-"""A reward named on the command line (``--reward blend reward.alpha=0.3``) validated like a recipe's block."""
+"""A reward named on the command line (``--reward blend reward.alpha=0.3``): its ``reward.KEY=VALUE`` arguments."""
 
 from __future__ import annotations
 
-from realm_cli.config import ConfigError, PluginSpec, merge, parse_overrides, validate
+from realm_cli.config import PluginSpec, parse_overrides
 from realm_cli.errors import RealmError
 
 
-def spec_from_cli(name: str, overrides: list[str] | None) -> PluginSpec:
-    """``reward.KEY=VALUE`` overrides set the reward's options; nested member rewards use deeper keys
-    (``reward.reward.name=nim reward.reward.base_url=...``)."""
-    from realm_cli.recipes.recipe import _plugin_config
-
+def reward_overrides(overrides: list[str] | None) -> dict:
+    """``reward.KEY=VALUE`` arguments as the reward's options (nested member rewards use deeper keys:
+    ``reward.reward.name=nim reward.reward.base_url=...``); anything else is an error saying so."""
     tree = parse_overrides(list(overrides or []))
     stray = [k for k in tree if k != "reward"]
     if stray:
@@ -20,17 +18,11 @@ def spec_from_cli(name: str, overrides: list[str] | None) -> PluginSpec:
         raise RealmError("override 'reward=...': use --reward NAME to pick the reward, reward.KEY=VALUE for options")
     if "name" in options:
         raise RealmError("override 'reward.name': use --reward NAME to pick the reward")
-    try:
-        return validate(PluginSpec, merge({"name": name}, options), "reward", _plugin_config, "reward")
-    except ConfigError as exc:
-        raise RealmError(str(exc)) from None
+    return options
 
 
-def spec_from_dict(block: dict, where: str) -> PluginSpec:
-    """A saved ``{name, **options}`` block (e.g. from a trained combiner's metadata) validated like a recipe's."""
-    from realm_cli.recipes.recipe import _plugin_config
+def spec_from_cli(name: str, overrides: list[str] | None) -> PluginSpec:
+    """``--reward NAME reward.KEY=VALUE ...`` as a validated spec (through ``plugins.spec``, like a recipe block)."""
+    from realm_cli import plugins
 
-    try:
-        return validate(PluginSpec, block, "reward", _plugin_config, "reward")
-    except ConfigError as exc:
-        raise RealmError(f"{where}: {exc}") from None
+    return plugins.spec("reward", name, reward_overrides(overrides), "reward")

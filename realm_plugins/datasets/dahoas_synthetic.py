@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, pair, prompt_value, text
 from realm_cli.hookspecs import hookimpl
 
@@ -10,6 +11,8 @@ class DahoasSynthetic(RowSource):
     """Synthetic instruction pairs (GPT-J rejected vs. a better chosen answer); the prompt is one user turn."""
 
     name = "dahoas-synthetic"
+    # plain prompt/chosen/rejected rows are the generic preference reader's: only the hub id is this plugin's
+    signature = Signature(hub_ids=("Dahoas/synthetic-instruct-gptj-pairwise",))
     hub_id = "Dahoas/synthetic-instruct-gptj-pairwise"
     default_on_bad_record = "skip"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from realm_cli.contracts import Excluded
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, bad, field, messages, pair, text
 from realm_cli.hookspecs import hookimpl
 
@@ -14,6 +15,8 @@ class HelpSteer3(RowSource):
     """
 
     name = "helpsteer3"
+    signature = Signature(keys=("context", "response1", "response2", "overall_preference"),
+                          hub_ids=("nvidia/HelpSteer3",))
     hub_id = "nvidia/HelpSteer3"
     default_on_bad_record = "skip"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from realm_cli.contracts import Message, SourceConfig
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, bad, pair, shared_path, text
 from realm_cli.hookspecs import hookimpl
 
@@ -27,6 +28,11 @@ def transcript_messages(transcript: str) -> list[Message]:
     return out
 
 
+def is_transcript(row: dict) -> bool:
+    """``chosen`` is a whole ``\\n\\nHuman: …`` transcript and there is no separate prompt column."""
+    return isinstance(row["chosen"], str) and row["chosen"].startswith("\n\nHuman:") and "prompt" not in row
+
+
 @dataclass
 class HHConfig(SourceConfig):
     subset: Literal["helpful-base", "harmless-base", "helpful-online", "helpful-rejection-sampled"] = "helpful-base"
@@ -42,6 +48,7 @@ class HHRLHF(RowSource):
 
     Config = HHConfig
     name = "hh-rlhf"
+    signature = Signature(keys=("chosen", "rejected"), row=is_transcript, hub_ids=("Anthropic/hh-rlhf",))
     hub_id = "Anthropic/hh-rlhf"
     default_split = "test"
     default_on_bad_record = "skip"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from realm_cli.contracts import SourceConfig
 from realm_cli.data.files import Location, read_rows
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, bad, pair, prompt_value, shared_path, text
 from realm_cli.errors import RealmError
 from realm_cli.hookspecs import hookimpl
@@ -19,6 +20,8 @@ SUBSETS = {
     "llmbar-adver-GPTOut": "Adversarial/GPTOut",
     "llmbar-adver-manual": "Adversarial/Manual",
 }
+
+LLMBAR_KEYS = ("input", "output_1", "output_2", "label")
 
 
 def llmbar_pair(row: dict, where: Location, *, source: str, meta: dict):
@@ -48,6 +51,8 @@ class LLMBar(RowSource):
 
     Config = LLMBarConfig
     name = "llmbar"
+    # the hub copy is a filtered view of allenai/reward-bench: that id is the reward-bench plugin's
+    signature = (Signature(keys=LLMBAR_KEYS), Signature(files=("Natural", "Adversarial")))
     hub_id = "allenai/reward-bench"
     default_split = "filtered"
 

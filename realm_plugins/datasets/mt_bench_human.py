@@ -7,9 +7,10 @@ from pathlib import Path
 
 from realm_cli.contracts import BadRecord, Excluded
 from realm_cli.data.files import Location, ReadError
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, bad, field, messages, pair, shared_path, text
 from realm_cli.hookspecs import hookimpl
-from realm_plugins.datasets.llmbar import llmbar_pair
+from realm_plugins.datasets.llmbar import LLMBAR_KEYS, llmbar_pair
 
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 
@@ -25,6 +26,9 @@ class MTBenchHuman(RowSource):
     """
 
     name = "mt-bench-human"
+    signature = (Signature(keys=("question_id", "model_a", "model_b", "winner", "conversation_a", "conversation_b"),
+                           hub_ids=("lmsys/mt_bench_human_judgments",)),
+                 Signature(keys=LLMBAR_KEYS, parent="MT-Bench"))  # LLMBar's processed copy
     hub_id = "lmsys/mt_bench_human_judgments"
     default_split = "human"
 

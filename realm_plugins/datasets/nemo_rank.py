@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from realm_cli.contracts import BadRecord, Excluded
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, bad, field, pair, prompt_value, response_value
 from realm_cli.hookspecs import hookimpl
 
@@ -13,6 +14,7 @@ class NemoRank(RowSource):
     """
 
     name = "nemo-rank"
+    signature = Signature(keys=("context", "completions"))
 
     def convert(self, row: dict, where):
         prompt = prompt_value(field(row, "context", where), where, "context")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realm_cli.contracts import Excluded, SourceConfig
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, bad, field, pair, prompt_value, shared_path, text
 from realm_cli.hookspecs import hookimpl
 
@@ -30,6 +31,7 @@ class PandaLM(RowSource):
 
     Config = PandaLMConfig
     name = "pandalm"
+    signature = Signature(keys=("annotator1", "annotator2", "annotator3", "response1", "response2"))
     default_on_bad_record = "skip"  # some 7B base-model responses are empty: counted as "empty response"
 
     def default_path(self) -> Path | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from realm_cli.contracts import SourceConfig
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import (RowSource, bad, field, messages, number, pair, prompt_value, response_value,
                                     split_conversations)
 from realm_cli.hookspecs import hookimpl
@@ -43,6 +44,7 @@ class Preference(RowSource):
 
     Config = PreferenceConfig
     name = "preference"
+    signature = Signature(keys=("chosen", "rejected"), fallback=True)  # whatever no other plugin recognises
 
     def convert(self, row: dict, where):
         c = self.config

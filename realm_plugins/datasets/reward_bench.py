@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from realm_cli.contracts import Message, PreferenceRecord, SourceConfig
 from realm_cli.data.files import Location
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, bad, field, pair, prompt_value, text
-from realm_cli.hookspecs import hookimpl
 from realm_cli.evaluate.reward_bench import TIES, ties_key
+from realm_cli.hookspecs import hookimpl
 
 V2_HUB_ID = "allenai/reward-bench-2"
 COUNT_KEYS = {"chosen": "num_correct", "rejected": "num_incorrect"}
@@ -86,6 +87,8 @@ class RewardBench(RowSource):
 
     Config = RewardBenchConfig
     name = "reward-bench"
+    # v1 rows also carry chosen_model/rejected_model, v2 rows num_correct/num_incorrect: subset + id tell both
+    signature = Signature(keys=("prompt", "chosen", "rejected", "subset", "id"), hub_ids=("allenai/reward-bench*",))
     hub_id = "allenai/reward-bench"
 
     @property

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, field, messages, pair, split_conversations
 from realm_cli.hookspecs import hookimpl
+
+
+def whole_conversations(row: dict) -> bool:
+    """``chosen``/``rejected`` are chat-message lists starting with the prompt (an explicit prompt column, if any,
+    repeats their first turns)."""
+    chosen, rejected = row["chosen"], row["rejected"]
+    return (isinstance(chosen, list) and isinstance(rejected, list) and bool(chosen) and isinstance(chosen[0], dict)
+            and chosen[0].get("role") in ("system", "user"))
 
 
 class RLHFlow(RowSource):
@@ -13,6 +22,7 @@ class RLHFlow(RowSource):
     RLHFlow/UltraFeedback-preference-standard)."""
 
     name = "rlhflow"
+    signature = Signature(keys=("chosen", "rejected"), row=whole_conversations, hub_ids=("RLHFlow/*",))
 
     def convert(self, row: dict, where):
         chosen = messages(field(row, "chosen", where), where, "chosen")

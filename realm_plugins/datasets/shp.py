@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from realm_cli.contracts import Excluded, SourceConfig
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, bad, field, number, pair, prompt_value, text
 from realm_cli.hookspecs import hookimpl
 
@@ -23,6 +24,7 @@ class SHP(RowSource):
 
     Config = SHPConfig
     name = "shp"
+    signature = Signature(keys=("history", "human_ref_A", "human_ref_B", "labels"), hub_ids=("stanfordnlp/SHP",))
     hub_id = "stanfordnlp/SHP"
     default_on_bad_record = "skip"
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from realm_cli.contracts import SourceConfig, TruthfulQAItem
 from realm_cli.data.files import Location, read_rows
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, bad, field, record_id, shared_path, text
 from realm_cli.errors import RealmError
 from realm_cli.hookspecs import hookimpl
@@ -52,6 +53,8 @@ class TruthfulQA(RowSource):
 
     Config = TruthfulQAConfig
     name = "truthfulqa"
+    signature = Signature(keys=("question", "mc1_targets", "mc2_targets"), files=("mc_task.json",),
+                          hub_ids=("truthfulqa/truthful_qa",))
     record_type = TruthfulQAItem
     hub_id = "truthfulqa/truthful_qa"
     default_split = "validation"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, field, messages, pair, split_conversations
 from realm_cli.hookspecs import hookimpl
 
@@ -11,6 +12,8 @@ class Tulu3Preference(RowSource):
     ``meta`` keeps the item's ``source`` and the two models' names."""
 
     name = "tulu3-preference"
+    signature = Signature(keys=("prompt", "chosen", "rejected", "chosen_rating", "rejected_rating"),
+                          hub_ids=("allenai/llama-3.1-tulu-3-*preference-mixture",))
     hub_id = "allenai/llama-3.1-tulu-3-8b-preference-mixture"
     default_on_bad_record = "skip"
 

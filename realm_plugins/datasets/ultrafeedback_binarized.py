@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from realm_cli.contracts import SourceConfig
+from realm_cli.data.guess import Signature
 from realm_cli.data.rows import RowSource, field, messages, number, pair, split_conversations
 from realm_cli.hookspecs import hookimpl
 
@@ -20,6 +21,8 @@ class UltraFeedbackBinarized(RowSource):
 
     Config = UltraFeedbackConfig
     name = "ultrafeedback-binarized"
+    signature = Signature(keys=("prompt", "chosen", "rejected", "score_chosen", "score_rejected"),
+                          hub_ids=("HuggingFaceH4/ultrafeedback_binarized",))
     hub_id = "HuggingFaceH4/ultrafeedback_binarized"
     default_split = "train_prefs"
     default_on_bad_record = "skip"

@@ -68,9 +68,9 @@ def default_reward_spec() -> PluginSpec:
         raise RealmError(f"blend: no reward member configured and the default RM {path} does not exist; train it "
                          f"with `realm train-rm --recipe cpu-minilm`, or choose one, e.g. "
                          f"reward.reward.name=bt reward.reward.model=PATH or reward.reward.name=nim")
-    from realm_cli.rewards.options import spec_from_cli
+    from realm_cli import plugins
 
-    return spec_from_cli("bt", [f"reward.model={path}"])
+    return plugins.spec("reward", "bt", {"model": str(path)}, "reward.reward")
 
 
 class BlendReward(Reward):

@@ -30,14 +30,16 @@ class LinearReward(Reward):
         super().__init__(config)
         from pathlib import Path
 
+        from realm_cli import plugins
         from realm_cli.rewards import combiner
         from realm_cli.rewards.build import build_reward
-        from realm_cli.rewards.options import spec_from_dict
 
         self.combiner, meta = combiner.load(Path(self.config.path).expanduser())
-        where = f"{self.config.path}/{combiner.META_FILE}"
-        reward_spec = self.config.reward or spec_from_dict(meta["reward"], f"{where}: reward")
-        similarity_spec = self.config.similarity or spec_from_dict(meta["similarity"], f"{where}: similarity")
+        where = f"{self.config.path}/{combiner.META_FILE}: "
+        # the members it was trained with, saved as recipe blocks {name, **options}
+        reward_spec = self.config.reward or plugins.spec("reward", meta["reward"], where=where + "reward")
+        similarity_spec = self.config.similarity or plugins.spec("reward", meta["similarity"],
+                                                                 where=where + "similarity")
         self.members = [build_reward(reward_spec)]
         try:
             self.members.append(build_reward(similarity_spec))

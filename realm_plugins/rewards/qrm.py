@@ -15,6 +15,9 @@ from realm_cli.contracts import Reward, ScoreBatch
 # QRM's gating network reads the hidden state at this token run and raises without it: the Llama-3 template is
 # mandatory, so a tokenizer that renders anything else is refused before the model runs.
 LLAMA3_ASSISTANT_HEADER = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+# The one repository whose custom code (QRM's quantile and gating heads) runs without being asked for: the published
+# QRM model, fetched from the hub by its id. Any other folder's Python runs only with reward.trust_remote_code=true.
+TRUSTED_REMOTE_CODE = {"nicolinho/QRM-Llama3.1-8B-v2"}
 
 
 @dataclass
@@ -24,7 +27,9 @@ class QRMConfig:
     max_length: int = 4096  # longer conversations lose their oldest tokens (counted in extras["truncated"])
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on GPUs and AMX/AVX512-BF16 CPUs
     device: str | None = None  # default: cuda when available
-    trust_remote_code: bool = True  # the quantile/gating heads are custom code in the model repository
+    # The quantile/gating heads are custom code in the model repository. None: run it only for the published QRM
+    # hub id (TRUSTED_REMOTE_CODE); true: run any model folder's code; false: never.
+    trust_remote_code: bool | None = None
 
 
 class QRMReward(Reward):
@@ -43,10 +48,19 @@ class QRMReward(Reward):
         self.device = c.device or ("cuda" if torch.cuda.is_available() else "cpu")
         bf16 = c.precision == "bf16" or (c.precision == "auto" and models.bf16_supported(self.device))
         path = models.local_path(c.model)
-        with models.loading(c.model):
-            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=c.trust_remote_code)
-            self.model = AutoModelForSequenceClassification.from_pretrained(
-                path, trust_remote_code=c.trust_remote_code, dtype=torch.bfloat16 if bf16 else torch.float32)
+        resolved = models.resolve(c.model)
+        trust = c.trust_remote_code if c.trust_remote_code is not None else (
+            resolved.source == "hub" and resolved.location in TRUSTED_REMOTE_CODE)
+        try:
+            with models.loading(c.model):
+                self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
+                self.model = AutoModelForSequenceClassification.from_pretrained(
+                    path, trust_remote_code=trust, dtype=torch.bfloat16 if bf16 else torch.float32)
+        except RealmError as exc:
+            if not trust and "contains custom code" in str(exc):
+                raise RealmError(f"qrm reward {c.model!r}: the model ships its own Python code, which realm runs only "
+                                 f"when asked: set reward.trust_remote_code=true if you trust {path}") from None
+            raise
         self.model.to(self.device).eval()
         tok = self.tokenizer
         # Padding is only safe with a token that never occurs in a real conversation: Llama-3 tokenizers often

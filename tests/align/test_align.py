@@ -52,7 +52,7 @@ def test_dpo_round_lowers_the_dpo_loss_and_writes_the_report_and_a_loadable_poli
 
 
 def test_dpo_loss_decreases_over_a_round(tmp_path, char_llama_dir, toys, capsys):
-    from realm_plugins.trainers.dpo import DpoAligner
+    from realm_cli.align.dpo import DpoAligner
 
     losses = []
     original = DpoAligner._dpo
@@ -113,7 +113,7 @@ def test_lora_group_algorithms_run_several_rounds(tmp_path, char_llama_dir, toys
 
 def test_the_wrapped_reward_function_hands_trl_none_for_unscorable_samples(tmp_path, char_llama_dir, toys):
     from realm_cli.recipes import recipe as recipes
-    from realm_plugins.trainers.grpo import GrpoAligner
+    from realm_cli.align.grpo import GrpoAligner
 
     recipe = recipes.load(write_recipe(tmp_path, char_llama_dir, algo="grpo", reward="flaky"))
     job = GrpoAligner(recipe, recipe.trainer.options)

@@ -135,11 +135,27 @@ def test_failed_samples_are_not_cached_but_good_ones_are(tmp_path):
 def test_cache_key_is_stable_across_processes():
     messages = [{"role": "user", "content": "héllo"}, {"role": "assistant", "content": "hi"}]
     code = ("import json,sys; from realm_cli.rewards.cache import cache_key; "
-            "print(cache_key('m', json.loads(sys.argv[1])))")
+            "print(cache_key('http://h/v1', 'm', json.loads(sys.argv[1])))")
     keys = {subprocess.run([sys.executable, "-c", code, json.dumps(messages)], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2")}
-    assert keys == {cache_key("m", messages)}
-    assert cache_key("m", messages) != cache_key("other-model", messages)
+    assert keys == {cache_key("http://h/v1", "m", messages)}
+    assert cache_key("http://h/v1", "m", messages) != cache_key("http://h/v1", "other-model", messages)
+    assert cache_key("http://h/v1", "m", messages) != cache_key("http://staging/v1", "m", messages)
+    assert cache_key("http://h/v1/", "m", messages) == cache_key("http://h/v1", "m", messages)
+
+
+def test_another_endpoint_with_the_same_model_name_does_not_get_the_cached_scores(tmp_path):
+    """Two deployments behind one model name answer differently; a shared cache must not hand one's scores out as
+    the other's."""
+    with FakeNim() as first, FakeNim() as second:
+        reward = make_reward(first, tmp_path)
+        reward.score([prompt("q")], ["a"])
+        reward.close()
+        reward = make_reward(second, tmp_path)  # same cache file, same model name, other base_url
+        reward.score([prompt("q")], ["a"])
+        stats = reward.stats()
+        reward.close()
+    assert stats["cache_hits"] == 0 and stats["cache_misses"] == 1 and second.requests == 1
 
 
 def test_cache_survives_a_process_restart(tmp_path):
@@ -183,3 +199,39 @@ def test_hosted_api_without_key_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RealmError, match="NVIDIA_NIM_API_KEY"):
         NimReward(NimConfig(cache=False))
+
+
+def test_a_server_that_echoes_the_authorization_header_cannot_leak_the_key(tmp_path, monkeypatch, capsys):
+    """A 400 whose body quotes our request headers (some proxies do) must not put the key into the error, the output
+    file or stderr."""
+    from typer.testing import CliRunner
+
+    from realm_cli.cli import build_app
+
+    key = "nvapi-SEKRET-abc123"
+    monkeypatch.setenv("NVIDIA_NIM_API_KEY", key)
+    with FakeNim(api_key=key) as fake:
+        reward = make_reward(fake, tmp_path, cache=False)
+        with pytest.raises(NimError) as info:
+            reward.score([prompt("q")], ["a [[always:echo]]"])
+        reward.close()
+        assert "HTTP 400" in str(info.value) and key not in str(info.value) and "SEKRET" not in str(info.value)
+        rows = tmp_path / "in.jsonl"
+        rows.write_text(json.dumps({"prompt": "q", "response": "a [[always:echo]]"}) + "\n")
+        out = tmp_path / "out.jsonl"
+        result = CliRunner().invoke(build_app(), ["score", "--reward", "nim", f"reward.base_url={fake.base_url}",
+                                                  "reward.cache=false", "reward.on_error=nan", "--input", str(rows),
+                                                  "--output", str(out)])
+    written = out.read_text() if out.exists() else ""
+    shown = result.output + capsys.readouterr().err
+    assert "HTTP 400" in written + shown, (written, shown)
+    assert "SEKRET" not in written and "SEKRET" not in shown
+
+
+def test_redact_hides_given_secrets_and_any_bearer_token():
+    from realm_cli.errors import excerpt, redact
+
+    text = 'echo {"Authorization": "Bearer abc.DEF-123", "x": "bearer zzz", "k": "my-key"}'
+    assert redact(text, "my-key") == 'echo {"Authorization": "Bearer ***", "x": "bearer ***", "k": "***"}'
+    assert excerpt("one two three four", 9) == "one two …" and excerpt("short", 9) == "short"
+

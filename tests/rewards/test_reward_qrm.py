@@ -12,11 +12,16 @@ from realm_cli.errors import RealmError
 from realm_cli.rewards.options import spec_from_cli
 
 MODELING = '''
+import os
 from dataclasses import dataclass
 
 import torch
 from transformers import LlamaConfig, LlamaModel, PreTrainedModel
 from transformers.utils import ModelOutput
+
+
+if os.environ.get("REALM_TEST_CODE_RAN"):  # proves whether loading the folder ran its Python
+    open(os.environ["REALM_TEST_CODE_RAN"], "w").write("ran")
 
 
 class TinyQRMConfig(LlamaConfig):
@@ -112,7 +117,7 @@ def test_scores_and_quantiles_match_the_plain_model_call(tiny_qrm_dir):
     from realm_cli.rewards.build import build_reward
 
     reward = build_reward(spec_from_cli("qrm", [f"reward.model={tiny_qrm_dir}", "reward.precision=fp32",
-                                                "reward.batch_size=2"]))
+                                                "reward.batch_size=2", "reward.trust_remote_code=true"]))
     batch = reward.score_batch(PROMPTS, RESPONSES)
     tok = AutoTokenizer.from_pretrained(tiny_qrm_dir)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_qrm_dir, trust_remote_code=True).eval()
@@ -133,7 +138,8 @@ def test_a_tokenizer_without_the_llama3_template_is_refused(tmp_path, smollm2_di
     from realm_cli.rewards.build import build_reward
 
     chatml = save_tiny_qrm(tmp_path / "chatml", smollm2_dir, llama3=False)
-    reward = build_reward(spec_from_cli("qrm", [f"reward.model={chatml}", "reward.precision=fp32"]))
+    reward = build_reward(spec_from_cli("qrm", [f"reward.model={chatml}", "reward.precision=fp32",
+                                                "reward.trust_remote_code=true"]))
     with pytest.raises(RealmError, match="not Llama-3's"):
         reward.score(PROMPTS[:1], RESPONSES[:1])
 
@@ -144,3 +150,20 @@ def test_the_real_model_fails_clearly_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RealmError, match="qrm-llama3.1-8b-v2"):
         build_reward(spec_from_cli("qrm", []))
+
+
+def test_a_model_folder_with_custom_code_runs_none_of_it_unless_asked(tiny_qrm_dir, tmp_path, monkeypatch):
+    from realm_cli.rewards.build import build_reward
+
+    marker = tmp_path / "ran"
+    monkeypatch.setenv("REALM_TEST_CODE_RAN", str(marker))
+    with pytest.raises(RealmError, match=r"reward.trust_remote_code=true") as info:
+        build_reward(spec_from_cli("qrm", [f"reward.model={tiny_qrm_dir}", "reward.precision=fp32"]))
+    assert "\n" not in str(info.value) and not marker.exists()
+    with pytest.raises(RealmError, match=r"trust_remote_code"):
+        build_reward(spec_from_cli("qrm", [f"reward.model={tiny_qrm_dir}", "reward.trust_remote_code=false"]))
+    assert not marker.exists()
+    opted_in = build_reward(spec_from_cli("qrm", [f"reward.model={tiny_qrm_dir}", "reward.precision=fp32",
+                                                  "reward.trust_remote_code=true"]))
+    assert type(opted_in.model).__name__ == "TinyQRM"  # opted in: the folder's own model class was used
+

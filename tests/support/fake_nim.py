@@ -6,7 +6,8 @@ deterministic under any concurrency:
 
 - ``[[fault:429,500,timeout,text,json,choices]]`` — the n-th attempt at this conversation gets the n-th fault,
   later attempts succeed. ``429`` carries ``Retry-After``; ``timeout`` stalls past the client's timeout; ``text``
-  answers ``reward: banana``; ``json`` a non-JSON body; ``choices`` a body without choices.
+  answers ``reward: banana``; ``json`` a non-JSON body; ``choices`` a body without choices; ``echo`` a 400 whose body echoes the request
+  headers, Authorization included (as some proxies do).
 - ``[[always:500]]`` (or any fault name) — every attempt fails that way.
 
 Run standalone for benchmarks: ``python tests/support/fake_nim.py --latency 0.1`` prints the port it listens on.
@@ -120,6 +121,8 @@ class FakeNim:
                     time.sleep(fake.stall)
                 if fault == "json":
                     return self._send(200, b"<html>bad gateway</html>")
+                if fault == "echo":
+                    return self._send(400, json.dumps({"error": "bad request", "headers": dict(self.headers)}).encode())
                 if fault == "choices":
                     return self._send(200, b'{"id": "x", "choices": []}')
                 content = "reward: banana" if fault == "text" else f"reward:{fake_reward(messages)}"
