@@ -17,6 +17,7 @@ from realm_cli.cli import models
 from realm_cli.cli import plugin_list
 from realm_cli.cli import recipes
 from realm_cli.cli import report
+from realm_cli.cli import run
 from realm_cli.cli import score
 from realm_cli.cli import serve
 from realm_cli.cli import train_rm
@@ -57,6 +58,7 @@ def build_app() -> typer.Typer:
     train = "Train"
     app.command("train-rm", rich_help_panel=train)(train_rm.train_rm)
     app.command("align", rich_help_panel=train)(align.align)
+    app.command("run", rich_help_panel=train)(run.run)
     app.command("score", rich_help_panel="Score")(score.score)
     app.command("serve", rich_help_panel="Score")(serve.serve)
     app.add_typer(evaluate.app, name="eval", rich_help_panel="Evaluate")

@@ -1,15 +1,14 @@
-"""`realm eval`: one evaluator per subcommand, or several from a recipe (`realm eval --recipe R`).
+"""`realm eval`: one evaluator per subcommand, or several from an eval recipe (`realm eval --recipe R`).
 
-Each subcommand writes the recipe its flags describe (shown by --dry-run, so it can be saved and re-run) and runs
-it through the same runner as `realm eval --recipe`: every run leaves recipe.yaml and metrics.json behind.
+Each subcommand builds the recipe its flags describe (shown by --dry-run, so it can be saved and re-run) and hands
+it to the same runner as `realm eval --recipe`: every run leaves recipe.yaml and metrics.json behind.
 Trailing ``key=value`` arguments are dotted overrides of the evaluator block, e.g. ``reward.path=runs/cpu-minilm``.
+A ``--data`` file or hub id goes to the dataset plugin `realm data inspect` would guess (``--dataset`` names one).
 """
 
 from __future__ import annotations
 
 import shlex
-import sys
-import tempfile
 from pathlib import Path
 
 import typer
@@ -23,6 +22,7 @@ class EvalGroup(TyperGroup):
     """Lets `realm eval --recipe R key=value ...` take overrides although `eval` is a group of subcommands."""
 
     def parse_args(self, ctx, args):
+        ctx.meta["realm_eval_argv"] = ["eval", *args]  # the header of a recipe built from flags
         if not any(a in self.commands for a in args):
             ctx.meta["realm_eval_overrides"] = [a for a in args if "=" in a and not a.startswith("-")]
             args = [a for a in args if a not in ctx.meta["realm_eval_overrides"]]
@@ -40,10 +40,9 @@ LIMIT = typer.Option(None, "--limit", help="Use only the first N records of each
 
 @app.callback()
 def eval_root(ctx: typer.Context,
-              recipe: str | None = typer.Option(None, "--recipe", "-r",
-                                                help="Run every evaluator of an eval recipe, or a pipeline recipe."),
+              recipe: str | None = typer.Option(None, "--recipe", "-r", help="Run every evaluator of an eval recipe."),
               dry_run: bool = options.DRY_RUN):
-    """Evaluate rewards and policies. `realm eval --recipe R` runs an eval or pipeline recipe."""
+    """Evaluate rewards and policies. `realm eval --recipe R` runs an eval recipe (pipelines: `realm run`)."""
     if ctx.invoked_subcommand is not None:
         if recipe is not None:
             raise RealmError("give either --recipe or a subcommand, not both")
@@ -51,76 +50,40 @@ def eval_root(ctx: typer.Context,
     if recipe is None:
         typer.echo(ctx.get_help())
         raise typer.Exit()
-    from realm_cli.recipes import recipe as recipes
     from realm_cli.recipes import runner
 
-    overrides = ctx.meta.get("realm_eval_overrides", [])
-    loaded = recipes.load(recipe, overrides)
-    if loaded.command == "pipeline":
-        from realm_cli.recipes import pipeline
-
-        pipeline.run(loaded, dry_run=dry_run)
-        return
-    runner.run("eval", recipe, overrides, dry_run=dry_run)
+    runner.run("eval", recipe, ctx.meta.get("realm_eval_overrides", []), dry_run=dry_run)
 
 
-def dataset_block(value: str, *, default_plugin: str, limit: int | None) -> dict:
-    """``--data`` value -> a dataset block: a registered dataset name, a local path, or a hub id."""
-    from realm_cli import plugins
+def dataset_block(value: str, *, dataset: str | None, limit: int | None) -> dict:
+    """``--data`` value -> a dataset block: a registered dataset name, a file or folder, or a hub id."""
+    from realm_cli.data import guess
 
-    names = plugins.registry().names("dataset")
-    if value in names:
-        block = {"name": value}
-    elif Path(value).expanduser().exists():
-        block = {"name": default_plugin, "path": value}
-    elif value.count("/") == 1 and not value.startswith((".", "/", "~")):
-        block = {"name": "reward-bench" if value.startswith("allenai/reward-bench") else default_plugin,
-                 "hub_id": value}
-    else:
-        raise RealmError(f"--data {value}: not a dataset name ({', '.join(names) or 'none registered'}), "
-                         f"an existing path, or a hub id")
+    try:
+        block = guess.block(value, plugin=dataset)
+    except RealmError as exc:
+        raise RealmError(f"--data {exc}") from None
     if limit is not None:
         block["limit"] = limit
     return block
 
 
 def run_evaluator(block: dict, overrides: list[str] | None, output_dir: str | None, dry_run: bool) -> dict | None:
-    """Write the one-evaluator recipe these flags describe and run it like any `realm eval --recipe`."""
-    import yaml
+    """Build the one-evaluator recipe these flags describe and run it like any `realm eval --recipe`."""
+    import click
 
-    from realm_cli.recipes import runner
     from realm_cli.config import merge, parse_overrides
+    from realm_cli.recipes import recipe as recipes
+    from realm_cli.recipes import runner
 
     name = f"eval-{block['name']}"
     block = merge(block, parse_overrides(list(overrides or [])))
-    recipe = {"command": "eval", "description": "written by the command line in its header",
-              "output_dir": output_dir or f"runs/{name}", "evaluators": [block]}
-    header = "# realm " + shlex.join(["eval", *sys.argv[2:]] if len(sys.argv) > 2 else ["eval", block["name"]])
-    with tempfile.TemporaryDirectory(prefix="realm-eval-") as tmp:
-        path = Path(tmp) / f"{name}.yaml"
-        path.write_text(header + "\n" + yaml.safe_dump(_plain(recipe), sort_keys=False), encoding="utf-8")
-        try:
-            return runner.run("eval", str(path), [], dry_run=dry_run)
-        except RealmError as exc:
-            raise RealmError(str(exc).replace(str(path), "command line")) from None
-
-
-def _plain(obj):
-    """RawOverride values (str subclasses) as plain YAML scalars."""
-    import yaml
-
-    from realm_cli.config import RawOverride
-
-    if isinstance(obj, RawOverride):
-        try:
-            return yaml.safe_load(obj) if obj.strip() else ""
-        except yaml.YAMLError:
-            return str(obj)
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_plain(v) for v in obj]
-    return obj
+    raw = {"command": "eval", "description": "built from the command line in its header",
+           "output_dir": output_dir or f"runs/{name}", "evaluators": [block]}
+    ctx = click.get_current_context(silent=True)
+    argv = (ctx.meta.get("realm_eval_argv") if ctx else None) or ["eval", block["name"]]
+    recipe = recipes.build(raw, source="command line", name=name, header="realm " + shlex.join(argv))
+    return runner.run_recipe(recipe, "eval", dry_run=dry_run)
 
 
 @app.command("reward-bench")
@@ -128,9 +91,11 @@ def reward_bench(
     reward: str = typer.Option(..., "--reward", help="Reward plugin name (see `realm plugins`)."),
     data: list[str] = typer.Option(["reward-bench"], "--data",
                                    help="reward-bench (hub allenai/reward-bench), llmbar (the offline Chat Hard "
-                                        "subsets), allenai/reward-bench-2, another dataset name, a file (either "
-                                        "RewardBench schema), or a hub id. Repeatable."),
+                                        "subsets), allenai/reward-bench-2, another dataset name, a file or "
+                                        "folder (either RewardBench schema is recognised), or a hub id. "
+                                        "Repeatable."),
     protocol: str = typer.Option("auto", "--protocol", help="v1 (pairs), v2 (RewardBench 2 items), auto."),
+    dataset: str | None = options.DATASET,
     limit: int | None = LIMIT,
     output_dir: str | None = OUTPUT,
     dry_run: bool = options.DRY_RUN,
@@ -138,7 +103,7 @@ def reward_bench(
 ):
     """Score RewardBench pairs with any reward: per-subset accuracy, weighted sections, overall (+ JSON, PNG)."""
     block = {"name": "reward-bench", "reward": {"name": reward}, "protocol": protocol,
-             "data": [dataset_block(d, default_plugin="reward-bench", limit=limit) for d in data]}
+             "data": [dataset_block(d, dataset=dataset, limit=limit) for d in data]}
     run_evaluator(block, overrides, output_dir, dry_run)
 
 
@@ -173,7 +138,9 @@ def truthfulqa(
 def preference(
     reward: str = typer.Option(..., "--reward", help="Reward plugin name (see `realm plugins`)."),
     data: list[str] = typer.Option(..., "--data",
-                                   help="A named validation set: dataset name, file, or NAME=DATASET. Repeatable."),
+                                   help="A named validation set: dataset name, file, hub id, or LABEL=DATASET. "
+                                        "Repeatable."),
+    dataset: str | None = options.DATASET,
     limit: int | None = LIMIT,
     output_dir: str | None = OUTPUT,
     dry_run: bool = options.DRY_RUN,
@@ -184,6 +151,6 @@ def preference(
     for item in data:
         label, _, value = item.rpartition("=") if "=" in item else ("", "", item)
         sets[label or Path(value).stem.split(".")[0] or value] = [
-            dataset_block(value, default_plugin="preference", limit=limit)]
+            dataset_block(value, dataset=dataset, limit=limit)]
     block = {"name": "preference", "reward": {"name": reward}, "sets": sets}
     run_evaluator(block, overrides, output_dir, dry_run)

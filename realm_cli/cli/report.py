@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -21,21 +20,11 @@ def report(
 
     from realm_cli.evaluate import report as run_report
 
-    result = write_report([Path(d) for d in run_dirs], output_dir)
+    result = run_report.write([Path(d) for d in run_dirs], output_dir)
     console = Console()
     console.print(run_report.table(result, only_shared=shared_only))
     console.print(f"[dim]wrote {output_dir / 'report.json'}"
                   + (f" and {output_dir / 'report.png'}" if result["plot"] else "") + "[/dim]", highlight=False)
-
-
-def write_report(run_dirs: list[Path], output_dir: Path) -> dict:
-    from realm_cli.evaluate import report as run_report
-
-    result = run_report.gather(run_dirs)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    result["plot"] = run_report.plot(result, output_dir / "report.png")
-    (output_dir / "report.json").write_text(json.dumps(result, indent=1) + "\n")
-    return result
 
 
 def verify(run_dirs: list[Path] = typer.Argument(..., help="Run directories to check.")):
@@ -43,7 +32,9 @@ def verify(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
     from rich.console import Console
     from rich.table import Table
 
-    checks = verify_runs([Path(d) for d in run_dirs])
+    from realm_cli.evaluate import verify as run_verify
+
+    checks = [check for d in run_dirs for check in run_verify.verify(Path(d))]
     table = Table(title="realm verify")
     for col in ("artifact", "status", "detail"):
         table.add_column(col, overflow="fold")
@@ -54,9 +45,3 @@ def verify(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
     if failed:
         raise RealmError(f"verify: {len(failed)} of {len(checks)} checks failed (first: {failed[0].artifact}: "
                          f"{failed[0].detail})")
-
-
-def verify_runs(run_dirs: list[Path]) -> list:
-    from realm_cli.evaluate import verify as run_verify
-
-    return [check for d in run_dirs for check in run_verify.verify(d)]

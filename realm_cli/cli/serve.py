@@ -19,6 +19,9 @@ def serve(
     max_body_mb: float = typer.Option(8.0, "--max-body-mb", help="Largest request body in MiB (more: 413)."),
     micro_batch: int = typer.Option(64, "--micro-batch", help="Most items merged into one model call."),
     window_ms: float = typer.Option(5.0, "--window-ms", help="How long a request waits to share a model call."),
+    allowed_host: list[str] = typer.Option(None, "--allowed-host",
+                                           help="Another name clients use in their Host header (repeatable; '*' any). "
+                                                "Loopback names and the bound address are always accepted."),
 ):
     """Serve a reward over HTTP: POST /score, OpenRLHF-style POST /get_reward, GET /health."""
     from rich.console import Console
@@ -48,7 +51,8 @@ def serve(
     spec = spec_from_cli(reward, overrides)
     model = build_reward(spec)
     settings = ServeSettings(token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_batch=max_batch,
-                             micro_batch=micro_batch, window_ms=window_ms)
+                             micro_batch=micro_batch, window_ms=window_ms,
+                             allowed_hosts=(*LOOPBACK, host, *(allowed_host or [])))
     app = build_app(model, reward, settings)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)

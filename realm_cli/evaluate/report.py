@@ -56,6 +56,15 @@ def gather(run_dirs: list[Path]) -> dict:
             "shared": [k for k in keys if sum(k in r["metrics"] for r in runs) >= 2]}
 
 
+def write(run_dirs: list[Path], output_dir: Path) -> dict:
+    """Gather the runs and write ``report.json`` (and ``report.png`` when there is something to plot)."""
+    result = gather(run_dirs)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result["plot"] = plot(result, output_dir / "report.png")
+    (output_dir / "report.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def fmt(value: float | None) -> str:
     if value is None:
         return "—"

@@ -180,14 +180,14 @@ def load(ref: str, overrides: list[str] | None = None) -> Recipe:
     """Find, read, apply dotted overrides and validate; every error names the file and key path."""
     path = find(ref)
     raw, header = read(path)
-    recipe = build(raw, overrides, source=str(path), name=_name(path), header=header)
+    recipe = build(raw, overrides, source=str(path), name=file_name(path), header=header)
     if not header:
         raise RealmError(f"{path}: the first line must be a comment with the command that runs it, "
                          f"e.g. '# realm {VERBS[recipe.command]} --recipe {path.stem}'")
     return recipe
 
 
-def _name(path: Path) -> str:
+def file_name(path: Path) -> str:
     """The file's stem; a run's resolved recipe.yaml keeps the name of the recipe it was resolved from."""
     lines = path.read_text(encoding="utf-8").splitlines()[1:2]
     match = RESOLVED.match(lines[0]) if lines else None

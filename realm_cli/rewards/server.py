@@ -2,7 +2,11 @@
 
 Endpoints: ``POST /score`` ({"items": [{prompt, response}, ...]}), OpenRLHF-compatible ``POST /get_reward``
 ({"query": [...], "prompts": [...]} -> {"rewards": [...]}), ``GET /health``. Concurrent requests are merged into
-one model call; a failed model call fails every request in it with 500 — no request ever gets a made-up score.
+one model call; a failed model call fails every request in it with 500 — no request ever gets a made-up score, and
+``/health`` answers 503 while the latest model call failed.
+
+Requests must name this server in their ``Host`` header (loopback names, the bound address, ``--allowed-host``):
+a web page on another origin that rebinds its DNS name to 127.0.0.1 cannot reach a token-less loopback server.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from realm_cli.errors import excerpt
 from realm_cli.rewards.safe import json_float, json_safe
 from realm_cli.contracts import Message, as_messages
 from realm_cli.contracts import Reward, ScoreBatch
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass
@@ -30,6 +38,21 @@ class ServeSettings:
     max_batch: int = 256  # items per request
     micro_batch: int = 64  # items per model call
     window_ms: float = 5.0  # how long the first request of a micro-batch waits for company
+    allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES  # Host header names accepted; "*" accepts any
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port (``[::1]:8000`` -> ``::1``)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; the scheme is case-insensitive (RFC 7235)."""
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 class ChatMessage(BaseModel):
@@ -74,6 +97,7 @@ class MicroBatcher:
         self.model_calls = 0
         self.items_scored = 0
         self.failures = 0
+        self.last_error: str | None = None  # of the latest model call; None once a call succeeds again
 
     async def submit(self, prompts: list[list[Message]], responses: list[str]) -> ScoreBatch:
         future = asyncio.get_running_loop().create_future()
@@ -107,12 +131,14 @@ class MicroBatcher:
                     raise RuntimeError(f"the reward returned {len(batch.scores)} scores for {len(responses)} items")
             except Exception as exc:  # every request in this call fails; none gets a score
                 self.failures += 1
+                self.last_error = excerpt(f"{type(exc).__name__}: {exc}")
                 for job in jobs:
                     if not job[2].done():
                         job[2].set_exception(exc)
                 continue
             self.model_calls += 1
             self.items_scored += len(responses)
+            self.last_error = None
             start = 0
             for job_prompts, _, future in jobs:
                 end = start + len(job_prompts)
@@ -136,14 +162,18 @@ def build_app(reward: Reward, reward_name: str, settings: ServeSettings | None =
         worker.cancel()
         batcher.close()
 
+    allowed = {h.lower().strip("[]") for h in settings.allowed_hosts}
     app = FastAPI(title="realm reward server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.batcher = batcher
 
     @app.middleware("http")
     async def limits_and_auth(request: Request, call_next):
+        if "*" not in settings.allowed_hosts and host_name(request.headers.get("host", "")) not in allowed:
+            return JSONResponse({"detail": "unknown Host header: start realm serve with --allowed-host NAME to "
+                                           "accept it"}, status_code=421)
         if settings.token is not None and request.url.path != "/health":
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {settings.token}".encode()):
+            given = bearer_token(request.headers.get("authorization", "")) or ""
+            if not hmac.compare_digest(given.encode(), settings.token.encode()):
                 return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
                                     headers={"WWW-Authenticate": "Bearer"})
         if request.method == "POST":
@@ -167,8 +197,12 @@ def build_app(reward: Reward, reward_name: str, settings: ServeSettings | None =
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "reward": reward_name, "model_calls": batcher.model_calls,
-                "items_scored": batcher.items_scored, "failed_calls": batcher.failures}
+        body = {"status": "ok" if batcher.last_error is None else "failing", "reward": reward_name,
+                "model_calls": batcher.model_calls, "items_scored": batcher.items_scored,
+                "failed_calls": batcher.failures}
+        if batcher.last_error is not None:  # the latest model call failed: scoring does not work right now
+            return JSONResponse({**body, "last_error": batcher.last_error}, status_code=503)
+        return body
 
     @app.post("/score")
     async def score_items(body: ScoreRequest):

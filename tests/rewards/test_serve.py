@@ -64,6 +64,41 @@ def test_scoring_needs_the_token(server):
     assert httpx.post(f"{url}/score", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
     assert httpx.post(f"{url}/get_reward", json={"query": ["hi there"], "prompts": ["hi"]}).status_code == 401
     assert httpx.post(f"{url}/score", json=body, headers=auth).status_code == 200
+    for scheme in ("bearer", "BEARER", "BeArEr"):  # RFC 7235: the auth scheme is case-insensitive
+        assert httpx.post(f"{url}/score", json=body, headers={"Authorization": f"{scheme} t0ken-abc"}).status_code == 200
+
+
+def test_a_request_naming_another_host_is_refused(server):
+    """DNS rebinding: a page served from evil.example that rebinds its name to 127.0.0.1 sends Host: evil.example."""
+    url, auth = server
+    body = {"items": [{"prompt": "hi", "response": "hello"}]}
+    r = httpx.post(f"{url}/score", json=body, headers={**auth, "Host": "evil.example"})
+    assert r.status_code == 421 and "--allowed-host" in r.json()["detail"]
+    assert httpx.get(f"{url}/health", headers={"Host": "evil.example:8000"}).status_code == 421
+    port = url.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert httpx.post(f"{url}/score", json=body, headers={**auth, "Host": host}).status_code == 200, host
+
+
+def test_health_is_not_ok_while_every_scoring_call_fails():
+    from fastapi.testclient import TestClient
+
+    from realm_cli.rewards.server import ServeSettings, build_app
+
+    with TestClient(build_app(Broken(), "broken"), base_url="http://localhost") as client:
+        assert client.get("/health").status_code == 200  # nothing has failed yet
+        for _ in range(2):
+            client.post("/score", json={"items": [{"prompt": "p", "response": "boom"}]})
+        health = client.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "failing"
+        assert "model exploded" in health.json()["last_error"]
+        client.post("/score", json={"items": [{"prompt": "p", "response": "fine"}]})
+        assert client.get("/health").json()["status"] == "ok"  # recovered
+    app = build_app(Broken(), "broken", ServeSettings(allowed_hosts=("rm.internal",)))
+    with TestClient(app, base_url="http://rm.internal:9000") as client:
+        assert client.get("/health").status_code == 200
+    with TestClient(app, base_url="http://localhost") as client:
+        assert client.get("/health").status_code == 421
 
 
 def test_oversize_body_and_batch_are_rejected_with_a_message(server):
@@ -125,7 +160,7 @@ def test_internal_errors_are_500_never_a_score():
 
     from realm_cli.rewards.server import build_app
 
-    with TestClient(build_app(Broken(), "broken")) as client:
+    with TestClient(build_app(Broken(), "broken"), base_url="http://localhost") as client:
         ok = client.post("/score", json={"items": [{"prompt": "p", "response": "abcd"}]})
         assert ok.json()["scores"] == [4.0]
         nan = client.post("/score", json={"items": [{"prompt": "p", "response": "unscorable"}]}).json()
