@@ -14,6 +14,8 @@ def score(
     responses: list[str] = typer.Option(None, "--response", help="A response to score; repeat to compare several."),
     input_file: Path = typer.Option(None, "--input", help="JSONL rows {prompt, response} or {prompt, chosen, rejected}."),
     output_file: Path = typer.Option(None, "--output", help="Scored JSONL; rerunning resumes where it stopped."),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="On resume, score again the rows that have no score (null, with the error)."),
     interactive: bool = typer.Option(False, "--interactive", help="Read prompts and responses in a loop."),
     batch_size: int = typer.Option(64, "--batch-size", help="Rows scored per reward call (--input mode)."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON instead of a table."),
@@ -36,14 +38,20 @@ def score(
     from realm_cli.rewards.options import spec_from_cli
     from realm_cli.rewards.score_io import print_scores, score_file, score_interactively, show_reward_stats
 
-    model = build_reward(spec_from_cli(reward, overrides))
+    spec = spec_from_cli(reward, overrides)
+    plan = None
+    if input_file is not None:  # input and output are checked before the reward (a model, a client) is built
+        from realm_cli.rewards.score_io import plan_file
+
+        plan = plan_file(input_file, output_file, retry_failed=retry_failed)
+    model = build_reward(spec)
     try:
         if modes[0]:
             print_scores(model, prompt, list(responses), as_json=as_json)
         elif interactive:
             score_interactively(model)
         else:
-            score_file(model, input_file, output_file, batch_size, as_json=as_json)
+            score_file(model, plan, batch_size, as_json=as_json)
         show_reward_stats(model)
     finally:
         model.close()

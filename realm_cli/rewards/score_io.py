@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -65,61 +67,140 @@ def print_scores(reward: Reward, prompt: str | list[Message], responses: list[st
         out.print(f"winner: response {best + 1}" if best is not None else "winner: none (tie or unscored)")
 
 
-def _read_input(path: Path) -> list[tuple[int, dict]]:
-    """(line number, row) for every non-blank line, each checked: a prompt plus a response or a chosen/rejected pair."""
+OUTPUT_MARK = "input_sha"  # every row realm writes carries the hash of the input row it scored
+
+
+@dataclass
+class FilePlan:
+    """What ``realm score --input/--output`` will do, decided before any model loads."""
+
+    input_path: Path
+    output_path: Path
+    rows: list[tuple[int, dict]]  # (input line, row), every row checked
+    done: dict[int, dict]  # input line -> the output row kept from an earlier run
+    cut_tail: int  # bytes of a half-written last line (an interrupted run of realm's own) to drop
+    retry_failed: bool
+
+    @property
+    def todo(self) -> list[tuple[int, dict]]:
+        return [(n, row) for n, row in self.rows if n not in self.done]
+
+
+def _keys(row: dict) -> list[str]:
+    return ["response"] if "response" in row else ["chosen", "rejected"]
+
+
+def row_sha(row: dict) -> str:
+    """The input row's content hash: a resumed run keeps a score only while the row it scored is unchanged."""
+    canonical = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def read_input(path: Path) -> list[tuple[int, dict]]:
+    """(line, row) for every row of a JSONL/JSON/CSV/Parquet (optionally .gz) file, read by the data plugins' own
+    readers: each row is checked here (a prompt as text or chat messages, plus ``response`` or ``chosen`` and
+    ``rejected``), and the first bad one is a one-line error with file:line and the field."""
+    from realm_cli.contracts import BadRecord
+    from realm_cli.data import files, rows as rowlib
+
+    if path.is_dir():
+        raise RealmError(f"--input {path}: is a directory; give one data file")
+    rows: list[tuple[int, dict]] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        for item in files.read_rows(path):
+            if isinstance(item, files.ReadError):
+                raise RealmError(f"{item.where}: {item.reason}")
+            where, row = item
+            rowlib.prompt_value(rowlib.field(row, "prompt", where), where, "prompt")
+            if "response" not in row and not ("chosen" in row or "rejected" in row):
+                raise rowlib.bad(where, "response", "missing key: rows need 'response', or 'chosen' and 'rejected'",
+                                 "missing key")
+            for key in _keys(row):
+                if not isinstance(rowlib.field(row, key, where), str):
+                    raise rowlib.bad(where, key, f"expected a string, got {type(row[key]).__name__}", "wrong type")
+            rows.append((where.line, row))
+    except BadRecord as exc:
+        raise RealmError(str(exc)) from None
     except OSError as exc:
-        raise RealmError(f"--input {path}: {exc.strerror}") from None
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RealmError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise RealmError(f"{path}:{n}: expected a JSON object")
-        prompt = row.get("prompt")
-        if not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt and all(
-                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                for m in prompt))):
-            raise RealmError(f"{path}:{n}: field 'prompt': expected a string or a list of {{role, content}} messages")
-        keys = ["response"] if "response" in row else ["chosen", "rejected"]
-        for key in keys:
-            if not isinstance(row.get(key), str):
-                raise RealmError(f"{path}:{n}: field {key!r}: expected a string (rows need 'response', or "
-                                 f"'chosen' and 'rejected')")
-        rows.append((n, row))
+        raise RealmError(f"--input {path}: {exc.strerror or exc}") from None
+    if not rows:
+        raise RealmError(f"--input {path}: no rows to score")
     return rows
 
 
-def _done_lines(path: Path) -> set[int]:
-    """Input line numbers already in the output; a half-written last line (interrupted run) is cut off."""
-    if not path.exists():
-        return set()
-    raw = path.read_bytes()
-    keep = raw[: raw.rfind(b"\n") + 1]  # everything up to the last complete line
-    if len(keep) != len(raw):
-        path.write_bytes(keep)
-    done = set()
-    for n, line in enumerate(keep.decode("utf-8").splitlines(), 1):
+def _check_output_path(input_path: Path, output_path: Path) -> None:
+    if output_path.exists() and output_path.is_dir():
+        raise RealmError(f"--output {output_path}: is a directory; name a file inside it")
+    if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
+        raise RealmError(f"--output {output_path} is the --input file; name another file (realm never writes into "
+                         f"its input)")
+    for parent in output_path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise RealmError(f"--output {output_path}: {parent} is a file, not a directory")
+            break
+    if output_path.exists():
         try:
-            done.add(int(json.loads(line)["line"]))
+            with output_path.open("rb"):
+                pass
+        except OSError as exc:
+            raise RealmError(f"--output {output_path}: cannot read it to resume ({exc.strerror})") from None
+
+
+def plan_file(input_path: Path, output_path: Path, *, retry_failed: bool = False) -> FilePlan:
+    """Check the input and the output before anything loads. An existing output is resumed only when every row of it
+    is one realm wrote for this very input (the ``input_sha`` of each row matches the input row at its line); any
+    other file is an error and is left exactly as it is."""
+    _check_output_path(input_path, output_path)
+    rows = read_input(input_path)
+    if not output_path.exists():
+        return FilePlan(input_path, output_path, rows, {}, 0, retry_failed)
+    raw = output_path.read_bytes()
+    complete = raw[: raw.rfind(b"\n") + 1]
+    by_line = dict(rows)
+    done: dict[int, dict] = {}
+    not_ours = (f"{output_path} exists and is not a `realm score` output for this input; realm leaves it as it is: "
+                f"pick another --output")
+    try:
+        text = complete.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RealmError(not_ours) from None
+    for k, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            result = json.loads(line)
+            n, sha = int(result["line"]), result[OUTPUT_MARK]
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise RealmError(f"{path}:{n}: not a row written by `realm score` (no 'line'); pick another --output") \
-                from None
-    return done
+            raise RealmError(f"{output_path}:{k}: {not_ours}") from None
+        if n not in by_line or row_sha(by_line[n]) != sha:
+            raise RealmError(f"{output_path}:{k}: scores input line {n} as it was; {input_path}:{n} has changed "
+                             f"since (or is gone): score into a new --output")
+        done[n] = result  # a later row for the same line (a retried failure) supersedes an earlier one
+    tail = len(raw) - len(complete)
+    if tail and not done:
+        raise RealmError(not_ours)  # no complete realm row before it: this file is not a half-written realm output
+    if retry_failed:
+        done = {n: r for n, r in done.items() if not _failed(r)}
+    return FilePlan(input_path, output_path, rows, done, tail, retry_failed)
 
 
-def score_file(reward: Reward, input_path: Path, output_path: Path, batch_size: int, *, as_json: bool = False) -> dict:
+def _failed(result: dict) -> bool:
+    return any(result.get(name) is None for name in _score_names(result))
+
+
+def _score_names(row: dict) -> list[str]:
+    return ["score" if key == "response" else f"{key}_score" for key in _keys(row)]
+
+
+def score_file(reward: Reward, plan: FilePlan, batch_size: int, *, as_json: bool = False) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    rows = _read_input(input_path)
-    done = _done_lines(output_path)
-    todo = [(n, row) for n, row in rows if n not in done]
+    todo, rows, output_path = plan.todo, plan.rows, plan.output_path
     output_path.parent.mkdir(parents=True, exist_ok=True)
+    if plan.cut_tail:  # the half-written last line of an interrupted run (a realm output, checked in plan_file)
+        with output_path.open("r+b") as fh:
+            fh.truncate(output_path.stat().st_size - plan.cut_tail)
     nan = 0
     with output_path.open("a", encoding="utf-8") as sink, Progress(
             TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
@@ -129,16 +210,16 @@ def score_file(reward: Reward, input_path: Path, output_path: Path, batch_size: 
             chunk = todo[start:start + batch_size]
             prompts, responses = [], []
             for _, row in chunk:
-                for key in (["response"] if "response" in row else ["chosen", "rejected"]):
+                for key in _keys(row):
                     prompts.append(as_messages(row["prompt"]))
                     responses.append(row[key])
             batch = reward.score_batch(prompts, responses)
             errors = batch.extras.get("error") or [None] * len(responses)
             i = 0
             for n, row in chunk:
-                result = dict(row, line=n)
-                for key in (["response"] if "response" in row else ["chosen", "rejected"]):
-                    name = "score" if key == "response" else f"{key}_score"
+                result = {**row, "line": n, OUTPUT_MARK: row_sha(row)}
+                result.pop("errors", None)
+                for key, name in zip(_keys(row), _score_names(row)):
                     result[name] = json_float(batch.scores[i])
                     if math.isnan(batch.scores[i]):
                         nan += 1
@@ -147,20 +228,45 @@ def score_file(reward: Reward, input_path: Path, output_path: Path, batch_size: 
                 sink.write(json.dumps(result, ensure_ascii=False) + "\n")
             sink.flush()
             progress.advance(task, len(chunk))
-    summary = _summarise(output_path)
+    if plan.retry_failed and todo:
+        _compact(output_path, [n for n, _ in rows])
+    summary = _summarise(output_path, plan)
     summary.update(scored_now=len(todo), resumed_past=len(rows) - len(todo), nan_now=nan)
     if as_json:
         print(json.dumps(summary))
     else:
         out.print(metrics_table(f"scored {output_path}", summary))
+        if summary["still_failed"]:
+            err.print(f"[yellow]{summary['still_failed']} rows have no score (null, with the error); rerun with "
+                      f"--retry-failed to score them again[/yellow]", highlight=False)
     return summary
 
 
-def _summarise(path: Path) -> dict:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _latest(path: Path) -> dict[int, dict]:
+    latest: dict[int, dict] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            result = json.loads(line)
+            latest[int(result["line"])] = result
+    return latest
+
+
+def _compact(path: Path, order: list[int]) -> None:
+    """After retries the file holds superseded rows: rewrite it (realm's own, checked) with the latest row per input
+    line, in input order, through a temporary file so an interruption leaves the old file whole."""
+    latest = _latest(path)
+    tmp = path.with_name(path.name + ".realm-tmp")
+    tmp.write_text("".join(json.dumps(latest[n], ensure_ascii=False) + "\n" for n in order if n in latest),
+                   encoding="utf-8")
+    tmp.replace(path)
+
+
+def _summarise(path: Path, plan: FilePlan) -> dict:
+    """Counted over the latest row per input line (a retried failure supersedes its earlier row)."""
+    rows = list(_latest(path).values())
     pairs = [r for r in rows if "chosen_score" in r]
     scored = [r for r in pairs if r["chosen_score"] is not None and r["rejected_score"] is not None]
-    summary: dict = {"rows": len(rows)}
+    summary: dict = {"rows": len(rows), "still_failed": sum(_failed(r) for r in rows)}
     if pairs:
         summary["pairs_scored"] = len(scored)
         if scored:

@@ -104,3 +104,83 @@ def test_interactive_loop(nim):
 def test_mode_errors():
     assert "exactly one of" in run("score", "--reward", "embedding").output
     assert "--input needs --output" in run("score", "--reward", "embedding", "--input", "x.jsonl").output
+
+
+def test_an_output_realm_did_not_write_is_never_touched(nim, tmp_path):
+    """A one-line JSON file, the input itself, a directory, a path under a file: each a one-line error, before the
+    reward is built, and the file byte for byte as it was."""
+    _, reward = nim
+    inp = tmp_path / "pairs.jsonl"
+    write_pairs(inp, 3)
+    before = inp.read_bytes()
+    foreign = tmp_path / "notes.json"
+    foreign.write_text('{"my": "notes"}')  # no trailing newline: the old resume cut it to nothing
+    cases = [(foreign, "not a `realm score` output"), (inp, "is the --input file"), (tmp_path, "is a directory"),
+             (foreign / "out.jsonl", "is a file, not a directory")]
+    for out, message in cases:
+        result = run("score", *reward, "--input", str(inp), "--output", str(out))
+        assert result.exit_code == 2 and message in result.output, (out, result.output)
+    assert foreign.read_text() == '{"my": "notes"}' and inp.read_bytes() == before
+
+
+def test_bad_input_is_one_line_before_any_model_loads(tmp_path):
+    """The bt reward on a path that is not a model would fail to load: the input error comes first."""
+    cases = {"bin.jsonl": b'\xff\xfe{"prompt": 1}\n', "bad.parquet": b"not parquet at all"}
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        result = run("score", "--reward", "bt", f"reward.model={tmp_path / 'no-such-model'}", "--input", str(path),
+                     "--output", str(tmp_path / f"{name}.out"))
+        assert result.exit_code == 2 and str(path) in result.output and "Traceback" not in result.output, name
+        assert "no-such-model" not in result.output, name
+
+
+def test_gzipped_input_is_read(nim, tmp_path):
+    import gzip
+
+    fake, reward = nim
+    rows = [{"prompt": "q", "response": f"answer {i}"} for i in range(3)]
+    path = tmp_path / "rows.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "o.jsonl"
+    assert run("score", *reward, "--input", str(path), "--output", str(out)).exit_code == 0
+    assert [json.loads(x)["score"] for x in out.read_text().splitlines()] == [expected("q", r["response"])
+                                                                              for r in rows]
+
+
+def test_an_edited_input_does_not_keep_stale_scores(nim, tmp_path):
+    _, reward = nim
+    inp = tmp_path / "pairs.jsonl"
+    write_pairs(inp, 3)
+    out = tmp_path / "o.jsonl"
+    assert run("score", *reward, "--input", str(inp), "--output", str(out)).exit_code == 0
+    scored = out.read_bytes()
+    lines = inp.read_text().splitlines()
+    lines[1] = json.dumps({"prompt": "question 1", "chosen": "edited", "rejected": "bad 1"})
+    inp.write_text("\n".join(lines) + "\n")
+    result = run("score", *reward, "--input", str(inp), "--output", str(out))
+    assert result.exit_code == 2 and "o.jsonl:2" in result.output and "has changed" in result.output
+    assert out.read_bytes() == scored
+
+
+def test_retry_failed_scores_the_failed_rows_again_and_counts_what_is_left(nim, tmp_path):
+    fake, reward = nim
+    inp = tmp_path / "rows.jsonl"
+    inp.write_text("".join(json.dumps({"prompt": "q", "response": r}) + "\n"
+                           for r in ["fine", "flaky [[fault:500,500]]", "dead [[always:500]]"]))
+    out = tmp_path / "o.jsonl"
+    args = ["score", *reward, "reward.max_retries=0", "reward.on_error=nan", "--input", str(inp), "--output", str(out),
+            "--json"]
+    first = run(*args)
+    assert json.loads(first.stdout.strip().splitlines()[-1])["still_failed"] == 2
+    plain = run(*args)  # a plain resume does not retry
+    assert json.loads(plain.stdout.strip().splitlines()[-1])["scored_now"] == 0
+    run(*args, "--retry-failed")  # the flaky row's second fault
+    third = run(*args, "--retry-failed")
+    summary = json.loads(third.stdout.strip().splitlines()[-1])
+    assert summary["still_failed"] == 1 and summary["scored_now"] == 2
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["line"] for r in rows] == [1, 2, 3]  # compacted: one row per input line, in input order
+    assert rows[1]["score"] == expected("q", "flaky [[fault:500,500]]") and "errors" not in rows[1]
+    assert rows[2]["score"] is None and "HTTP 500" in rows[2]["errors"]["response"]
