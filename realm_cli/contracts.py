@@ -159,6 +159,14 @@ class SourceConfig:
     count: int | None = None  # take exactly this many records into the mixture (sampled by seed; repeats if short)
     on_bad_record: Literal["fail", "skip"] | None = None  # None: the data block's policy, else the source default
 
+    def __post_init__(self):
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit: expected a number of records >= 1, got {self.limit}")
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"count: expected a number of records >= 1, got {self.count}")
+        if self.weight is not None and not self.weight > 0:
+            raise ValueError(f"weight: expected a positive mixture weight, got {self.weight}")
+
 
 class DatasetSource:
     """Base class for dataset plugins: yield records, or ``BadRecord`` exceptions (not raised) for bad input."""

@@ -13,7 +13,7 @@ import io
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from realm_cli.errors import RealmError
@@ -25,6 +25,7 @@ SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".csv", ".csv.gz", ".par
 class Location:
     file: str  # path as the user named it, or "hf://hub_id[split]"
     line: int | None  # 1-based line (JSONL, JSON arrays), row (CSV data rows count from line 2), or row index
+    name: str | None = None  # the file's name for record ids: relative to the folder the user named, if a folder
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line is not None else self.file
@@ -56,17 +57,35 @@ def data_files(path: Path) -> list[Path]:
 
 
 def read_rows(path: Path | str) -> Iterator[Row | ReadError]:
-    """Every row of a supported file (or of each file under a directory), streamed."""
-    for file in data_files(Path(path)):
-        name = file.name
-        if name.endswith((".jsonl", ".jsonl.gz")):
-            yield from _json_lines(file)
-        elif name.endswith((".json", ".json.gz")):
-            yield from _json_file(file)
-        elif name.endswith((".csv", ".csv.gz")):
-            yield from _csv_rows(file)
+    """Every row of a supported file (or of each file under a directory), streamed. Under a directory each row's
+    ``Location.name`` is the file's path relative to it, so ``a/c.jsonl`` and ``b/c.jsonl`` give distinct ids."""
+    root = Path(path)
+    for file in data_files(root):
+        if root.is_dir():
+            yield from _named(_rows_of(file), file.relative_to(root).as_posix())
         else:
-            yield from _parquet_rows(file)
+            yield from _rows_of(file)
+
+
+def _named(items, name: str):
+    for item in items:
+        if isinstance(item, ReadError):
+            item.where = replace(item.where, name=name)
+            yield item
+        else:
+            yield replace(item[0], name=name), item[1]
+
+
+def _rows_of(file: Path) -> Iterator[Row | ReadError]:
+    name = file.name
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        yield from _json_lines(file)
+    elif name.endswith((".json", ".json.gz")):
+        yield from _json_file(file)
+    elif name.endswith((".csv", ".csv.gz")):
+        yield from _csv_rows(file)
+    else:
+        yield from _parquet_rows(file)
 
 
 def _open_binary(file: Path):

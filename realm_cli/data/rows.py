@@ -23,7 +23,7 @@ def bad(where: Location, field: str | None, reason: str, kind: str) -> BadRecord
 
 
 def record_id(where: Location) -> str:
-    name = where.file if where.file.startswith("hf://") else Path(where.file).name
+    name = where.file if where.file.startswith("hf://") else (where.name or Path(where.file).name)
     return f"{name}:{where.line}" if where.line is not None else name
 
 
