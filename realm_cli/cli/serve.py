@@ -43,6 +43,7 @@ def serve(
         raise RealmError(f"--host {host} exposes the server beyond this machine: give --token-file too")
     if min(max_batch, micro_batch) < 1 or max_body_mb <= 0:
         raise RealmError("--max-batch, --micro-batch and --max-body-mb must be positive")
+    _check_port(host, port)  # before the model loads: a busy port should not cost a 20 s load and a traceback
 
     import uvicorn
 
@@ -71,3 +72,24 @@ def serve(
         asyncio.run(announce_and_serve())
     finally:
         model.close()
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    from realm_cli.errors import RealmError
+
+    if not 0 <= port <= 65535:
+        raise RealmError(f"--port {port}: expected a TCP port from 0 to 65535 (0 picks a free one)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise RealmError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise RealmError(f"--host {host} --port {port}: cannot listen there ({exc.strerror}); is another "
+                             f"server using it? (--port 0 picks a free one)") from None
+

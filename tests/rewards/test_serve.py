@@ -178,3 +178,19 @@ def test_serve_refuses_public_host_without_token():
 
     result = CliRunner().invoke(build_app(), ["serve", "--reward", "embedding", "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "--token-file" in result.output
+
+
+def test_a_bad_or_busy_port_is_one_line_before_the_model_loads():
+    from typer.testing import CliRunner
+
+    from realm_cli.cli import build_app
+
+    # the bt reward on a missing model would fail to load: the port error must come first
+    args = ["serve", "--reward", "bt", "reward.model=/no/such/model"]
+    result = CliRunner().invoke(build_app(), [*args, "--port", "99999"])
+    assert result.exit_code == 2 and "0 to 65535" in result.output and "/no/such" not in result.output
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = CliRunner().invoke(build_app(), [*args, "--port", str(busy.getsockname()[1])])
+    assert result.exit_code == 2 and "cannot listen there" in result.output and "Traceback" not in result.output
