@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c const
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-full eval-full bench clean
+.PHONY: install demo test test-full fuzz eval-full bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: install
 test: install
 	# Two pytest workers on two cores: one BLAS/OpenMP thread each, or they oversubscribe and slow down many-fold.
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 -m "not full"
+
+# The fuzzing suite with a large budget (make test runs it with 60 examples per property).
+fuzz: install
+	REALM_FUZZ_EXAMPLES=5000 REALM_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/test_fuzz.py --hypothesis-show-statistics
 
 test-full: install
 	$(BIN)/python -m pytest -q -m full

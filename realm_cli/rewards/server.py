@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -165,6 +166,14 @@ def build_app(reward: Reward, reward_name: str, settings: ServeSettings | None =
     allowed = {h.lower().strip("[]") for h in settings.allowed_hosts}
     app = FastAPI(title="realm reward server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.batcher = batcher
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError):
+        # FastAPI's own handler echoes each bad input back, and a body holding NaN or Infinity (which Python's JSON
+        # parser accepts) then cannot be rendered: the client got a 500. Say where and what, without the input.
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.middleware("http")
     async def limits_and_auth(request: Request, call_next):
