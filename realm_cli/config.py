@@ -219,6 +219,10 @@ def from_dict(cls, data, path: str = "", resolver: PluginResolver | None = None)
             kwargs[name] = validate(hints[name], data[name], sub, resolver, f.metadata.get("plugin_kind"))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{sub}: required")
+        elif resolver is not None and f.metadata.get("plugin_kind"):  # a default plugin block: validated too
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if default is not None:
+                kwargs[name] = validate(hints[name], default, sub, resolver, f.metadata["plugin_kind"])
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:  # __post_init__ checks

@@ -42,7 +42,9 @@ RECIPE = """\
 # realm eval --recipe shout-eval
 command: eval
 description: a third-party recipe
-reward: {name: shout, weight: 2}
+evaluators:
+  - name: preference
+    reward: {name: shout, weight: 2}
 """
 
 
@@ -91,8 +93,9 @@ def test_third_party_reward_and_recipe_appear_and_work(third_party):
     from realm_cli.rewards.build import build_reward
 
     recipe = recipes.load("shout-eval")
-    assert recipe.reward.options.weight == 2.0
-    reward = build_reward(recipe.reward)
+    spec = recipe.evaluators[0].options.reward
+    assert spec.options.weight == 2.0
+    reward = build_reward(spec)
     assert reward.score([[{"role": "user", "content": "hi"}]] * 2, ["yes!!", "no"]) == [4.0, 0.0]
 
 

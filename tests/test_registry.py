@@ -1,7 +1,7 @@
 import pytest
 
 from realm_cli.errors import RealmError
-from realm_cli.registry import DuplicateNameError, Registry, UnknownNameError
+from realm_cli.plugins import DuplicateNameError, Registry, UnknownNameError
 
 
 class Thing:

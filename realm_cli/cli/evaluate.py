@@ -68,10 +68,9 @@ def dataset_block(value: str, *, dataset: str | None, limit: int | None) -> dict
     return block
 
 
-def run_evaluator(block: dict, overrides: list[str] | None, output_dir: str | None, dry_run: bool) -> dict | None:
+def run_evaluator(ctx: typer.Context, block: dict, overrides: list[str] | None, output_dir: str | None,
+                  dry_run: bool) -> dict | None:
     """Build the one-evaluator recipe these flags describe and run it like any `realm eval --recipe`."""
-    import click
-
     from realm_cli.config import merge, parse_overrides
     from realm_cli.recipes import recipe as recipes
     from realm_cli.recipes import runner
@@ -80,14 +79,14 @@ def run_evaluator(block: dict, overrides: list[str] | None, output_dir: str | No
     block = merge(block, parse_overrides(list(overrides or [])))
     raw = {"command": "eval", "description": "built from the command line in its header",
            "output_dir": output_dir or f"runs/{name}", "evaluators": [block]}
-    ctx = click.get_current_context(silent=True)
-    argv = (ctx.meta.get("realm_eval_argv") if ctx else None) or ["eval", block["name"]]
+    argv = [a for a in ctx.meta.get("realm_eval_argv") or ["eval", block["name"]] if a != "--dry-run"]
     recipe = recipes.build(raw, source="command line", name=name, header="realm " + shlex.join(argv))
     return runner.run_recipe(recipe, "eval", dry_run=dry_run)
 
 
 @app.command("reward-bench")
 def reward_bench(
+    ctx: typer.Context,
     reward: str = typer.Option(..., "--reward", help="Reward plugin name (see `realm plugins`)."),
     data: list[str] = typer.Option(["reward-bench"], "--data",
                                    help="reward-bench (hub allenai/reward-bench), llmbar (the offline Chat Hard "
@@ -104,11 +103,12 @@ def reward_bench(
     """Score RewardBench pairs with any reward: per-subset accuracy, weighted sections, overall (+ JSON, PNG)."""
     block = {"name": "reward-bench", "reward": {"name": reward}, "protocol": protocol,
              "data": [dataset_block(d, dataset=dataset, limit=limit) for d in data]}
-    run_evaluator(block, overrides, output_dir, dry_run)
+    run_evaluator(ctx, block, overrides, output_dir, dry_run)
 
 
 @app.command("truthfulqa")
 def truthfulqa(
+    ctx: typer.Context,
     models: list[str] = typer.Option(["smollm2-135m-instruct"], "--models", "--model", "-m",
                                      help="Causal LM alias, path or hub id; `--models A B C` compares several."),
     more_models: list[str] = typer.Argument(None, show_default=False, metavar="[MORE_MODELS | key=value]...",
@@ -131,11 +131,12 @@ def truthfulqa(
              "batch_size": batch_size, "dtype": dtype}
     if judge is not None:
         block["judge"] = {"name": judge}
-    run_evaluator(block, overrides, output_dir, dry_run)
+    run_evaluator(ctx, block, overrides, output_dir, dry_run)
 
 
 @app.command("preference")
 def preference(
+    ctx: typer.Context,
     reward: str = typer.Option(..., "--reward", help="Reward plugin name (see `realm plugins`)."),
     data: list[str] = typer.Option(..., "--data",
                                    help="A named validation set: dataset name, file, hub id, or LABEL=DATASET. "
@@ -153,4 +154,4 @@ def preference(
         sets[label or Path(value).stem.split(".")[0] or value] = [
             dataset_block(value, dataset=dataset, limit=limit)]
     block = {"name": "preference", "reward": {"name": reward}, "sets": sets}
-    run_evaluator(block, overrides, output_dir, dry_run)
+    run_evaluator(ctx, block, overrides, output_dir, dry_run)

@@ -43,11 +43,15 @@ def show(name: str = typer.Argument(..., help="Recipe name or path.")):
 @app.command("validate")
 def validate(name: str = typer.Argument(..., help="Recipe name or path."), overrides: list[str] = options.OVERRIDES):
     """Validate a recipe (with optional overrides) without running it."""
-    from realm_cli.recipes import launch
+    from realm_cli.recipes import launch, pipeline
     from realm_cli.recipes import recipe as recipes
 
     recipe = recipes.load(name, list(overrides or []))
-    how = (f"accelerate launch ({launch.process_count(recipe.launch)} processes)"
-           if launch.needs_launcher(recipe.launch) else "in-process")
+    if recipe.command == "pipeline":
+        how = f"{len(pipeline.plan(recipe))} steps, each recipe valid"
+    elif launch.needs_launcher(recipe.launch):
+        how = f"accelerate launch ({launch.process_count(recipe.launch)} processes)"
+    else:
+        how = "in-process"
     Console().print(f"[green]ok[/green] {recipe.name}: `{recipe.header}` — {recipe.command}, runs {how}, "
                     f"output {recipe.resolved_output_dir()}", highlight=False)

@@ -208,5 +208,6 @@ def resolved_text(recipe: Recipe) -> str:
 def save_resolved(recipe: Recipe, output_dir: Path) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     out = output_dir / "recipe.yaml"
-    out.write_text(resolved_text(recipe), encoding="utf-8")
+    if Path(recipe.source).resolve() != out.resolve():  # a launched re-entry runs the file itself: keep it
+        out.write_text(resolved_text(recipe), encoding="utf-8")
     return out

@@ -1,4 +1,5 @@
-"""`realm align --algo A --reward R reward.KEY=V --rounds N`: the recipe that runs, without running it."""
+"""`realm align --algo A --reward R reward.KEY=V --rounds N`: the recipe that runs, built in memory, without running
+it (no derived file is written anywhere)."""
 
 from __future__ import annotations
 
@@ -6,45 +7,62 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from realm_cli.cli.align_flags import derive
 from realm_cli.cli import build_app
+from realm_cli.cli.align import build_recipe
+from realm_cli.config import to_dict
 from realm_cli.errors import RealmError
 
 
-def _derived(ref: str) -> dict:
-    return yaml.safe_load(open(ref).read())
-
-
 def test_algo_alone_picks_the_default_cpu_recipe():
-    ref, rest = derive(None, "ppo", None, ["trainer.k=2"])
-    assert ref == "align-ppo-smollm2-cpu" and rest == ["trainer.k=2"]
+    recipe = build_recipe(None, "ppo", None, ["trainer.k=2"])
+    assert recipe.name == "align-ppo-smollm2-cpu" and recipe.source.endswith("align-ppo-smollm2-cpu.yaml")
+    assert recipe.trainer.name == "ppo" and recipe.trainer.options.k == 2
 
 
 def test_reward_replaces_the_whole_reward_block_and_takes_its_options_from_overrides():
-    ref, rest = derive(None, "dpo", "blend", ["reward.alpha=0.3", "reward.reward.name=nim", "trainer.rounds=1"])
-    recipe = _derived(ref)
-    assert recipe["reward"] == {"name": "blend", "alpha": 0.3, "reward": {"name": "nim"}}
-    assert rest == ["trainer.rounds=1"]
-    assert recipe["trainer"]["name"] == "dpo"
-    assert open(ref).readline().startswith("# realm align --recipe align-dpo-smollm2-cpu")
+    recipe = build_recipe(None, "dpo", "blend", ["reward.alpha=0.3", "reward.reward.name=nim", "trainer.rounds=1"])
+    reward = recipe.reward
+    assert (reward.name, reward.options.alpha, reward.options.reward.name) == ("blend", 0.3, "nim")
+    assert to_dict(reward)["reward"]["name"] == "nim"  # nothing of the recipe's own reward block is left
+    assert recipe.trainer.name == "dpo" and recipe.trainer.options.rounds == 1
+    assert recipe.header.startswith("realm align --recipe align-dpo-smollm2-cpu")
 
 
 def test_reward_none_drops_the_reward_for_offline_dpo():
-    ref, _ = derive("align-dpo-smollm2-cpu", None, "none", [])
-    assert "reward" not in _derived(ref)
+    assert build_recipe("align-dpo-smollm2-cpu", None, "none", []).reward is None
 
 
 def test_switching_algo_keeps_the_options_the_new_algorithm_accepts():
-    ref, _ = derive("align-dpo-smollm2-cpu", "rs", None, [])
-    trainer = _derived(ref)["trainer"]
-    assert trainer["name"] == "rs" and "beta" not in trainer and trainer["k"] == 4
+    trainer = build_recipe("align-dpo-smollm2-cpu", "rs", None, []).trainer
+    assert trainer.name == "rs" and not hasattr(trainer.options, "beta") and trainer.options.k == 4
 
 
 def test_a_bad_reward_option_fails_before_anything_runs():
     with pytest.raises(RealmError, match="alpah"):
-        derive(None, "dpo", "blend", ["reward.alpah=0.3"])
+        build_recipe(None, "dpo", "blend", ["reward.alpah=0.3"])
     with pytest.raises(RealmError, match="--recipe NAME, or --algo"):
-        derive(None, None, "blend", [])
+        build_recipe(None, None, "blend", [])
+
+
+def test_flag_paths_write_no_temporary_file(monkeypatch, tmp_path):
+    """`realm align --algo/--reward` and `realm eval <subcommand>` build their recipe in memory: no mkdtemp."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a command wrote a temporary recipe")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", refuse)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for args in (["align", "--algo", "rs", "--reward", "embedding", "reward.batch_size=8", "--rounds", "2",
+                  "--dry-run"],
+                 ["eval", "reward-bench", "--reward", "embedding", "--data", "llmbar", "--dry-run"],
+                 ["eval", "preference", "--reward", "embedding", "--data", "hh-rlhf", "--dry-run"]):
+        result = CliRunner().invoke(build_app(), args, catch_exceptions=False)
+        assert result.exit_code == 0, (args, result.output)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_dry_run_shows_the_resolved_recipe():

@@ -1,4 +1,4 @@
-"""`realm report`, `realm verify` and pipeline recipes (`realm eval --recipe <pipeline>`)."""
+"""`realm report`, `realm verify` and pipeline recipes (`realm run --recipe <pipeline>`)."""
 
 import json
 import shutil
@@ -87,7 +87,7 @@ def test_verify_reports_missing_metrics(tmp_path):
 
 
 def test_pipeline_dry_run_lists_every_step_of_the_shipped_pipeline():
-    result = _invoke(["eval", "--recipe", "pipeline-cpu", "--dry-run"])
+    result = _invoke(["run", "--recipe", "pipeline-cpu", "--dry-run"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("realm ")]
     assert [line.split()[1] for line in lines] == ["train-rm", "align", "align", "eval", "verify", "report"]
@@ -96,10 +96,21 @@ def test_pipeline_dry_run_lists_every_step_of_the_shipped_pipeline():
 
 def test_pipeline_with_a_bad_step_fails_before_any_work(tmp_path):
     recipe = tmp_path / "pipe.yaml"
-    recipe.write_text("# realm eval --recipe pipe.yaml\ncommand: pipeline\nsteps:\n"
+    recipe.write_text("# realm run --recipe pipe.yaml\ncommand: pipeline\nsteps:\n"
                       "  - {run: eval, recipe: eval-pipeline-cpu}\n  - {run: train-rm, recipe: eval-pipeline-cpu}\n")
-    result = _invoke(["eval", "--recipe", str(recipe)])
+    result = _invoke(["run", "--recipe", str(recipe)])
     assert result.exit_code == 2 and "steps[1]" in result.output and "not train-rm" in result.output
+    result = _invoke(["recipes", "validate", str(recipe)])  # validating a pipeline validates its steps' recipes
+    assert result.exit_code == 2 and "steps[1]" in result.output and "not train-rm" in result.output
+
+
+def test_a_pipeline_under_eval_is_one_line_naming_realm_run():
+    result = CliRunner().invoke(build_app(), ["eval", "--recipe", "pipeline-cpu", "--dry-run"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: recipe 'pipeline-cpu' is a pipeline recipe: run it with "
+                                     "`realm run --recipe pipeline-cpu`")
+    result = CliRunner().invoke(build_app(), ["run", "--recipe", "eval-pipeline-cpu", "--dry-run"])
+    assert result.exit_code == 2 and "run it with `realm eval --recipe eval-pipeline-cpu`" in result.stderr
 
 
 def test_pipeline_runs_eval_verify_and_report_steps(tmp_path):
@@ -114,7 +125,7 @@ evaluators:
     data: [{{name: llmbar, subsets: [llmbar-adver-GPTOut], limit: 8}}]
 """)
     pipe = tmp_path / "pipe.yaml"
-    pipe.write_text(f"""# realm eval --recipe {pipe}
+    pipe.write_text(f"""# realm run --recipe {pipe}
 command: pipeline
 output_dir: {tmp_path / 'runs' / 'pipe'}
 steps:
@@ -122,7 +133,7 @@ steps:
   - {{run: verify, recipe: {ev}}}
   - {{run: report}}
 """)
-    result = _invoke(["eval", "--recipe", str(pipe)])
+    result = _invoke(["run", "--recipe", str(pipe)])
     assert result.exit_code == 0, result.output
     assert "verified" in result.output
     report = json.loads((tmp_path / "runs" / "pipe" / "report.json").read_text())

@@ -19,9 +19,9 @@ def shipped():
 def test_shipped_recipe_validates_and_header_is_its_command(name):
     recipe = recipes.load(name)
     argv = shlex.split(recipe.header)
-    assert argv[0] == "realm" and argv[1] in recipes.COMMANDS
+    assert argv[0] == "realm" and argv[1] in recipes.VERBS.values()
     assert argv[argv.index("--recipe") + 1] == name, f"{name}: header {recipe.header!r} runs another recipe"
-    assert recipe.command in argv[1:3] or recipe.command == "pipeline"
+    assert argv[1] == recipes.VERBS[recipe.command]  # pipelines run under `realm run`
 
 
 def write(tmp_path, text, name="r.yaml"):
@@ -31,7 +31,8 @@ def write(tmp_path, text, name="r.yaml"):
 
 
 def test_resolved_recipe_is_saved_with_overrides(tmp_path):
-    ref = write(tmp_path, "# realm eval --recipe r.yaml\ncommand: eval\noutput_dir: out/{name}\nseed: 1\n")
+    ref = write(tmp_path, "# realm eval --recipe r.yaml\ncommand: eval\noutput_dir: out/{name}\nseed: 1\n"
+                          "evaluators: [preference]\n")
     recipe = recipes.load(ref, ["seed=7", f"output_dir={tmp_path}/runs/{{name}}"])
     assert recipe.resolved_output_dir() == tmp_path / "runs" / "r"
     saved = recipes.save_resolved(recipe, recipe.resolved_output_dir())
@@ -41,11 +42,13 @@ def test_resolved_recipe_is_saved_with_overrides(tmp_path):
 
 
 @pytest.mark.parametrize("body, message", [
-    ("command: eval\n", "first line must be a comment with the command"),
+    ("command: eval\nevaluators: [preference]\n", "first line must be a comment with the command"),
     ("# realm eval --recipe r\ncommand: evaluate\n", "command: expected one of"),
     ("# realm eval --recipe r\ncommand: eval\nsede: 3\n", "sede: unknown key (did you mean 'seed'?)"),
-    ("# realm eval --recipe r\ncommand: eval\nlaunch: {accelerate_config: nope}\n", "launch.accelerate_config"),
-    ("# realm eval --recipe r\ncommand: eval\nreward: {name: no-such-reward}\n", "reward.name: unknown reward"),
+    ("# realm eval --recipe r\ncommand: eval\nevaluators: [preference]\nlaunch: {accelerate_config: nope}\n",
+     "launch.accelerate_config"),
+    ("# realm align --recipe r\ncommand: align\ntrainer: dpo\nreward: {name: no-such-reward}\n",
+     "reward.name: unknown reward"),
     ("# realm eval --recipe r\ncommand: eval\n  bad: [indent\n", "r.yaml:3: invalid YAML"),
     ("# realm eval --recipe r\n- a list\n", "must be a YAML mapping"),
 ])
@@ -66,6 +69,47 @@ def test_unknown_recipe_name_suggests(tmp_path):
 def test_recipe_run_under_the_wrong_command_says_which(tmp_path):
     from realm_cli.recipes import runner
 
-    ref = write(tmp_path, "# realm eval --recipe r.yaml\ncommand: eval\n")
+    ref = write(tmp_path, "# realm eval --recipe r.yaml\ncommand: eval\nevaluators: [preference]\n")
     with pytest.raises(RealmError, match="is a eval recipe: run it with `realm eval --recipe r`"):
         runner.run("train-rm", ref, [])
+    pipe = write(tmp_path, "# realm run --recipe p.yaml\ncommand: pipeline\nsteps: [{run: report}]\n", "p.yaml")
+    with pytest.raises(RealmError, match="is a pipeline recipe: run it with `realm run --recipe p`"):
+        runner.run("eval", pipe, [])
+
+
+@pytest.mark.parametrize("body, message", [
+    ("# realm train-rm --recipe r\ncommand: train-rm\ndata: {train: [hh-rlhf]}\n", "r.yaml: trainer: required"),
+    ("# realm train-rm --recipe r\ncommand: train-rm\ntrainer: bt\n", "r.yaml: data: required"),
+    ("# realm train-rm --recipe r\ncommand: train-rm\ndata: {train: [hh-rlhf]}\ntrainer: dpo\n",
+     "r.yaml: trainer.name: trainer 'dpo' serves `realm align`, not `realm train-rm`"),
+    ("# realm align --recipe r\ncommand: align\n", "r.yaml: trainer: required"),
+    ("# realm eval --recipe r\ncommand: eval\nevaluators: []\n", "r.yaml: evaluators: at least one evaluator"),
+    ("# realm eval --recipe r\ncommand: eval\nevaluators: [preference]\ntrainer: bt\n",
+     "r.yaml: trainer: unknown key (allowed: command, description, output_dir, seed, launch, evaluators)"),
+    ("# realm run --recipe r\ncommand: pipeline\nsteps: []\n", "r.yaml: steps: a pipeline needs at least one step"),
+    ("# realm eval --recipe r\ndescription: no command\n", "r.yaml: command: required"),
+])
+def test_each_command_has_its_own_schema_checked_at_validation(tmp_path, body, message):
+    """A recipe missing what its command needs fails at `realm recipes validate`, as one line, not at run time."""
+    from typer.testing import CliRunner
+
+    from realm_cli.cli import build_app
+
+    result = CliRunner().invoke(build_app(), ["recipes", "validate", write(tmp_path, body)])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_resolved_recipe_loads_back_with_its_name_and_output_dir(tmp_path):
+    ref = write(tmp_path, f"# realm eval --recipe {tmp_path}/my-eval.yaml\ncommand: eval\n"
+                          f"output_dir: {tmp_path}/runs/{{name}}\nevaluators: [preference]\n", "my-eval.yaml")
+    recipe = recipes.load(ref, ["seed=3"])
+    saved = recipes.save_resolved(recipe, recipe.resolved_output_dir())
+    back = recipes.load(str(saved))
+    assert (back.name, back.header, back.seed) == ("my-eval", recipe.header, 3)
+    assert back.resolved_output_dir() == tmp_path / "runs" / "my-eval" == saved.parent
+    text = saved.read_text()
+    assert text.splitlines()[1] == f"# resolved from {ref} (recipe my-eval)"
+    assert recipes.resolved_text(back).splitlines()[2:] == text.splitlines()[2:]
+    recipes.save_resolved(back, back.resolved_output_dir())  # what a launched re-entry does: the file stays
+    assert saved.read_text() == text
