@@ -90,9 +90,34 @@ def _fail(path: str, expected: str, value) -> ConfigError:
     return ConfigError(f"{path or '<root>'}: expected {expected}, got {value!r}")
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few hundred bytes of nested aliases expand to billions of nodes (the
+    "billion laughs"), and no realm recipe needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in recipes: write the value out",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str):
+    """``yaml.safe_load`` without aliases; raises ``yaml.YAMLError`` (see ``yaml_error`` for its one-line text)."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def yaml_error(exc: yaml.YAMLError) -> tuple[int | None, str]:
+    """(1-based line or None, one-line reason) of a YAML error (PyYAML's own text spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return (mark.line + 1 if mark is not None else None), " ".join(str(reason).split())
+
+
 def _yaml_value(text: str):
     try:
-        return yaml.safe_load(text) if text.strip() else ""
+        return load_yaml(text) if text.strip() else ""
     except yaml.YAMLError:
         return str(text)
 

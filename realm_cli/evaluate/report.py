@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from realm_cli.config import load_yaml
 from realm_cli.errors import RealmError
 
 
@@ -39,8 +40,8 @@ def read_run(run_dir: Path) -> dict:
     recipe_path = run_dir / "recipe.yaml"
     if recipe_path.is_file():
         try:
-            command = str((yaml.safe_load(recipe_path.read_text()) or {}).get("command", ""))
-        except yaml.YAMLError:
+            command = str((load_yaml(recipe_path.read_text()) or {}).get("command", ""))
+        except (yaml.YAMLError, AttributeError, UnicodeDecodeError):
             command = "?"
     return {"run": str(run_dir), "label": run_dir.name, "command": command, "metrics": flatten(metrics)}
 

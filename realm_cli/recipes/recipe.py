@@ -132,15 +132,22 @@ RESOLVED = re.compile(r"^#\s*resolved from (.+?)(?: \(recipe (\S+)\))?$")  # the
 
 
 def read(path: Path) -> tuple[dict, str]:
-    text = path.read_text(encoding="utf-8")
+    from realm_cli.config import load_yaml, yaml_error
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RealmError(f"{path}: not UTF-8 text (byte {exc.start}); a recipe is a YAML file") from None
+    except OSError as exc:
+        raise RealmError(f"{path}: {exc.strerror}") from None
     first = text.splitlines()[0] if text.strip() else ""
     match = HEADER.match(first)
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RealmError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        line, reason = yaml_error(exc)
+        raise RealmError(f"{path}:{line}: invalid YAML: {reason}" if line else f"{path}: invalid YAML: {reason}") \
+            from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -156,7 +163,7 @@ def build(raw: dict, overrides: list[str] | None = None, *, source: str, name: s
         if "command" not in data:
             raise ConfigError(f"command: required (one of {', '.join(COMMANDS)})")
         command = data["command"]
-        if command not in SCHEMAS:
+        if not isinstance(command, str) or command not in SCHEMAS:
             raise ConfigError(f"command: expected one of {', '.join(map(repr, COMMANDS))}, got {command!r}")
         recipe = from_dict(SCHEMAS[command], data, resolver=plugins.config_class)
         recipe.launch.check()

@@ -113,3 +113,27 @@ def test_a_resolved_recipe_loads_back_with_its_name_and_output_dir(tmp_path):
     assert recipes.resolved_text(back).splitlines()[2:] == text.splitlines()[2:]
     recipes.save_resolved(back, back.resolved_output_dir())  # what a launched re-entry does: the file stays
     assert saved.read_text() == text
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    """474 bytes of nested aliases expand to ~10^9 nodes; the loader refuses aliases before expanding anything."""
+    import time
+
+    from realm_cli.recipes import recipe as recipes_
+
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        levels.append(f"{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("# realm train-rm --recipe bomb\ncommand: train-rm\n" + "\n".join(levels) + "\n")
+    start = time.monotonic()
+    with pytest.raises(RealmError, match=r"bomb.yaml:\d+: invalid YAML: aliases \(\*a\) are not allowed") as info:
+        recipes_.load(str(bomb))
+    assert time.monotonic() - start < 5 and "\n" not in str(info.value)
+    from realm_cli.config import parse_overrides, validate
+
+    # an override value is YAML too: with an alias it stays the plain text it was, and is validated as such
+    raw = parse_overrides(["trainer.epochs=[&a [1, 1], *a, *a]"])["trainer"]["epochs"]
+    with pytest.raises(RealmError, match="trainer.epochs: expected"):
+        validate(float, raw, "trainer.epochs")
