@@ -45,6 +45,9 @@ class Reward:
     """Base class for reward plugins. Subclasses set ``Config`` and implement ``score_batch``."""
 
     Config = NoOptions
+    # True for rewards that read a reference label per sample (a verifier, an exact-match check): they then receive
+    # ``score_batch(prompts, responses, labels=[...])`` wherever labels exist (OpenRLHF's remote-RM ``labels``).
+    uses_labels = False
 
     def __init__(self, config=None):
         self.config = config if config is not None else self.Config()

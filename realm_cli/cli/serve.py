@@ -19,11 +19,14 @@ def serve(
     max_body_mb: float = typer.Option(8.0, "--max-body-mb", help="Largest request body in MiB (more: 413)."),
     micro_batch: int = typer.Option(64, "--micro-batch", help="Most items merged into one model call."),
     window_ms: float = typer.Option(5.0, "--window-ms", help="How long a request waits to share a model call."),
+    chat_template: str = typer.Option(None, "--chat-template",
+                                      help="The policy's chat template for templated text (chatml, llama3, gemma, hh, "
+                                           "plain); default: detected from each text."),
     allowed_host: list[str] = typer.Option(None, "--allowed-host",
                                            help="Another name clients use in their Host header (repeatable; '*' any). "
                                                 "Loopback names and the bound address are always accepted."),
 ):
-    """Serve a reward over HTTP: POST /score, OpenRLHF-style POST /get_reward, GET /health."""
+    """Serve a reward over HTTP: POST /score, OpenRLHF's POST /get_reward, vLLM's POST /pooling and /classify, GET /health."""
     from rich.console import Console
 
     from realm_cli.errors import RealmError
@@ -43,6 +46,10 @@ def serve(
         raise RealmError(f"--host {host} exposes the server beyond this machine: give --token-file too")
     if min(max_batch, micro_batch) < 1 or max_body_mb <= 0:
         raise RealmError("--max-batch, --micro-batch and --max-body-mb must be positive")
+    from realm_cli.rewards.templates import TEMPLATES
+
+    if chat_template is not None and chat_template not in (*TEMPLATES, "hh", "plain"):
+        raise RealmError(f"--chat-template {chat_template}: expected one of {', '.join([*TEMPLATES, 'hh', 'plain'])}")
     _check_port(host, port)  # before the model loads: a busy port should not cost a 20 s load and a traceback
 
     import uvicorn
@@ -53,7 +60,7 @@ def serve(
     model = build_reward(spec)
     settings = ServeSettings(token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_batch=max_batch,
                              micro_batch=micro_batch, window_ms=window_ms,
-                             allowed_hosts=(*LOOPBACK, host, *(allowed_host or [])))
+                             allowed_hosts=(*LOOPBACK, host, *(allowed_host or [])), chat_template=chat_template)
     app = build_app(model, reward, settings)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)

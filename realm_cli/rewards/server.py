@@ -1,7 +1,10 @@
 """The HTTP face of any reward (``realm serve``): FastAPI app with micro-batching, auth and request limits.
 
-Endpoints: ``POST /score`` ({"items": [{prompt, response}, ...]}), OpenRLHF-compatible ``POST /get_reward``
-({"query": [...], "prompts": [...]} -> {"rewards": [...]}), ``GET /health``. Concurrent requests are merged into
+Endpoints: ``POST /score`` ({"items": [{prompt, response}, ...]}); OpenRLHF's remote reward model ``POST /get_reward``
+({"query": [templated texts], "prompts"?: [...], "labels"?: [...]} -> {"rewards", "scores", "extra_logs"}); vLLM's
+``POST /pooling`` and ``POST /classify`` ({"model", "input" | "messages"} -> {"data": [{"index", "data" | "probs"}]});
+``GET /health``. Templated text is parsed back into messages (``realm_cli.rewards.templates``) and scored with the
+reward's own format. Concurrent requests are merged into
 one model call; a failed model call fails every request in it with 500 — no request ever gets a made-up score, and
 ``/health`` answers 503 while the latest model call failed.
 
@@ -12,7 +15,10 @@ a web page on another origin that rebinds its DNS name to 127.0.0.1 cannot reach
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
+import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,6 +46,7 @@ class ServeSettings:
     micro_batch: int = 64  # items per model call
     window_ms: float = 5.0  # how long the first request of a micro-batch waits for company
     allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES  # Host header names accepted; "*" accepts any
+    chat_template: str | None = None  # the policy's template for templated text; None: detected per text
 
 
 def host_name(header: str) -> str:
@@ -76,11 +83,20 @@ class ScoreRequest(BaseModel):
 
 
 class RewardRequest(BaseModel):
-    """OpenRLHF ``remote_rm`` body: full texts (prompt + response) with the prompts they start with."""
+    """OpenRLHF ``remote_rm`` body: the policy's chat-templated samples (prompt + response, special tokens included),
+    optionally the templated prompts they start with, and per-sample labels."""
 
     query: list[str] = Field(min_length=1)
     prompts: list[str] | None = None
     labels: list | None = None
+
+
+class PoolingRequest(BaseModel):
+    """vLLM's ``/pooling`` and ``/classify`` body: text (templated, or an HH transcript) or one chat conversation."""
+
+    model: str | None = None
+    input: str | list[str] | None = None
+    messages: list[ChatMessage] | None = None
 
 
 class MicroBatcher:
@@ -100,9 +116,9 @@ class MicroBatcher:
         self.failures = 0
         self.last_error: str | None = None  # of the latest model call; None once a call succeeds again
 
-    async def submit(self, prompts: list[list[Message]], responses: list[str]) -> ScoreBatch:
+    async def submit(self, prompts: list[list[Message]], responses: list[str], labels: list | None = None) -> ScoreBatch:
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((prompts, responses, future))
+        await self.queue.put((prompts, responses, future, labels))
         return await future
 
     async def _collect(self) -> list:
@@ -126,8 +142,12 @@ class MicroBatcher:
             jobs = await self._collect()
             prompts = [p for job in jobs for p in job[0]]
             responses = [r for job in jobs for r in job[1]]
+            call = self.reward.score_batch
+            if getattr(self.reward, "uses_labels", False):
+                labels = [x for job in jobs for x in (job[3] if job[3] is not None else [None] * len(job[0]))]
+                call = functools.partial(self.reward.score_batch, labels=labels)
             try:
-                batch = await loop.run_in_executor(self.executor, self.reward.score_batch, prompts, responses)
+                batch = await loop.run_in_executor(self.executor, call, prompts, responses)
                 if len(batch.scores) != len(responses):
                     raise RuntimeError(f"the reward returned {len(batch.scores)} scores for {len(responses)} items")
             except Exception as exc:  # every request in this call fails; none gets a score
@@ -141,7 +161,7 @@ class MicroBatcher:
             self.items_scored += len(responses)
             self.last_error = None
             start = 0
-            for job_prompts, _, future in jobs:
+            for job_prompts, _, future, _ in jobs:
                 end = start + len(job_prompts)
                 extras = {k: v[start:end] for k, v in batch.extras.items() if isinstance(v, list) and len(v) == len(responses)}
                 if not future.done():
@@ -198,9 +218,9 @@ def build_app(reward: Reward, reward_name: str, settings: ServeSettings | None =
         if n > settings.max_batch:
             raise HTTPException(422, f"batch of {n} items exceeds the limit of {settings.max_batch} per request")
 
-    async def score(prompts: list[list[Message]], responses: list[str]) -> ScoreBatch:
+    async def score(prompts: list[list[Message]], responses: list[str], labels: list | None = None) -> ScoreBatch:
         try:
-            return await batcher.submit(prompts, responses)
+            return await batcher.submit(prompts, responses, labels)
         except Exception as exc:
             raise HTTPException(500, f"reward failed: {type(exc).__name__}: {exc}") from None
 
@@ -219,19 +239,64 @@ def build_app(reward: Reward, reward_name: str, settings: ServeSettings | None =
         batch = await score([i.messages() for i in body.items], [i.response for i in body.items])
         return {"scores": [json_float(s) for s in batch.scores], "extras": json_safe(batch.extras)}
 
+    def samples(queries: list[str], prompts: list[str] | None) -> tuple[list[list[Message]], list[str]]:
+        from realm_cli.errors import RealmError
+        from realm_cli.rewards.templates import split_sample
+
+        out_prompts, out_responses = [], []
+        for i, query in enumerate(queries):
+            try:
+                messages, response = split_sample(query, prompts[i] if prompts else None, settings.chat_template)
+            except RealmError as exc:
+                raise HTTPException(422, f"query[{i}]: {exc}") from None
+            out_prompts.append(messages)
+            out_responses.append(response)
+        return out_prompts, out_responses
+
     @app.post("/get_reward")
     async def get_reward(body: RewardRequest):
         check_batch(len(body.query))
-        if body.prompts is None or len(body.prompts) != len(body.query):
-            raise HTTPException(422, "'prompts' must list the prompt each query starts with (one per query), so the "
-                                     "response can be scored apart from its prompt")
-        responses = []
-        for i, (query, prompt) in enumerate(zip(body.query, body.prompts)):
-            if not query.startswith(prompt):
-                raise HTTPException(422, f"query[{i}] does not start with prompts[{i}]")
-            responses.append(query[len(prompt):])
-        batch = await score([as_messages(p) for p in body.prompts], responses)
+        for name, values in (("prompts", body.prompts), ("labels", body.labels)):
+            if values is not None and len(values) != len(body.query):
+                raise HTTPException(422, f"'{name}' has {len(values)} entries for {len(body.query)} queries")
+        prompts, responses = samples(body.query, body.prompts)
+        batch = await score(prompts, responses, body.labels)
         rewards = [json_float(s) for s in batch.scores]
-        return {"rewards": rewards, "scores": rewards, "extra_logs": {}}
+        # OpenRLHF's dynamic filtering reads "scores" in [0, 1]: the reward's sigmoid (a BT reward's P(preferred))
+        scores = [None if r is None else 1 / (1 + math.exp(-max(-60.0, min(60.0, r)))) for r in rewards]
+        extra_logs = {k: json_safe(v) for k, v in batch.extras.items()
+                      if isinstance(v, list) and all(isinstance(x, (int, float, bool)) or x is None for x in v)}
+        return {"rewards": rewards, "scores": scores, "extra_logs": extra_logs}
+
+    def pooled(body: PoolingRequest) -> tuple[list[list[Message]], list[str]]:
+        if (body.input is None) == (body.messages is None):
+            raise HTTPException(422, "give exactly one of 'input' (text) or 'messages' (a conversation)")
+        if body.messages is not None:
+            turns = [{"role": m.role, "content": m.content} for m in body.messages]
+            if len(turns) < 2 or turns[-1]["role"] != "assistant":
+                raise HTTPException(422, "'messages' must end in the assistant turn to score")
+            return [turns[:-1]], [turns[-1]["content"]]
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        if not texts:
+            raise HTTPException(422, "'input' is empty")
+        check_batch(len(texts))
+        return samples(texts, None)
+
+    def vllm_list(model: str | None, data: list[dict]) -> dict:
+        return {"id": f"realm-{time.time_ns()}", "object": "list", "created": int(time.time()),
+                "model": model or reward_name, "data": data, "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+
+    @app.post("/pooling")
+    async def pooling(body: PoolingRequest):
+        batch = await score(*pooled(body))
+        return vllm_list(body.model, [{"index": i, "object": "pooling", "data": [json_float(s)]}
+                                      for i, s in enumerate(batch.scores)])
+
+    @app.post("/classify")
+    async def classify(body: PoolingRequest):
+        # a one-label reward model served by vLLM with its activation off: "probs" holds the raw score
+        batch = await score(*pooled(body))
+        return vllm_list(body.model, [{"index": i, "label": "LABEL_0", "probs": [json_float(s)], "num_classes": 1}
+                                      for i, s in enumerate(batch.scores)])
 
     return app

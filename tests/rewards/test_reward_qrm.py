@@ -9,6 +9,7 @@ import json
 import pytest
 
 from realm_cli.errors import RealmError
+from support.templates import LLAMA3
 from realm_cli.rewards.options import spec_from_cli
 
 MODELING = '''
@@ -58,11 +59,6 @@ class TinyQRM(PreTrainedModel):
         return QRMOutput(score=q.mean(-1, keepdim=True), reward_quantiles=q)
 '''
 
-LLAMA3_TEMPLATE = (
-    "{{ '<|begin_of_text|>' }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\n\n'"
-    " + m['content'] + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
-
 
 def save_tiny_qrm(out, tokenizer_source, *, llama3: bool) -> str:
     import sys
@@ -77,7 +73,7 @@ def save_tiny_qrm(out, tokenizer_source, *, llama3: bool) -> str:
     # the header run without its trailing blank line, whose tokens depend on the text that follows
     marker = tok("<|eot_id|><|start_header_id|>assistant<|end_header_id|>", add_special_tokens=False)["input_ids"]
     if llama3:
-        tok.chat_template = LLAMA3_TEMPLATE
+        tok.chat_template = LLAMA3
     out.mkdir()
     (out / "modeling_tiny_qrm.py").write_text(MODELING)
     sys.path.insert(0, str(out))

@@ -111,8 +111,10 @@ def test_oversize_body_and_batch_are_rejected_with_a_message(server):
     assert r.status_code == 422 and "limit of 8" in r.json()["detail"]
     r = httpx.post(f"{url}/score", json={"items": [{"prompt": "p"}]}, headers=auth)
     assert r.status_code == 422
-    r = httpx.post(f"{url}/get_reward", json={"query": ["abc"]}, headers=auth)
-    assert r.status_code == 422 and "prompts" in r.json()["detail"]
+    r = httpx.post(f"{url}/get_reward", json={"query": ["abc"]}, headers=auth)  # plain text: no response in it
+    assert r.status_code == 422 and "query[0]" in r.json()["detail"] and "assistant turn" in r.json()["detail"]
+    r = httpx.post(f"{url}/get_reward", json={"query": ["a b"], "prompts": ["a", "b"]}, headers=auth)
+    assert r.status_code == 422 and "'prompts' has 2 entries for 1 queries" in r.json()["detail"]
 
 
 def test_32_concurrent_clients_get_direct_scores(server, direct):
@@ -194,3 +196,64 @@ def test_a_bad_or_busy_port_is_one_line_before_the_model_loads():
         busy.listen()
         result = CliRunner().invoke(build_app(), [*args, "--port", str(busy.getsockname()[1])])
     assert result.exit_code == 2 and "cannot listen there" in result.output and "Traceback" not in result.output
+
+
+class EchoLabel(Reward):
+    """Scores 1 when the response contains the sample's label: a reward that reads labels."""
+
+    uses_labels = True
+
+    def score_batch(self, prompts, responses, labels=None):
+        labels = labels or [None] * len(responses)
+        return ScoreBatch([float(label is not None and str(label) in r) for r, label in zip(responses, labels)],
+                          {"length": [len(r) for r in responses]})
+
+
+def test_openrlhf_payloads_of_two_templates_score_as_realm_score_does(direct, smollm2_dir):
+    """Payloads built as OpenRLHF's trainer builds them (templated, special tokens kept; with and without "prompts")
+    get the rewards `realm score` gives the same conversation."""
+    from fastapi.testclient import TestClient
+    from transformers import AutoTokenizer
+
+    from realm_cli.rewards.server import build_app
+    from support.templates import LLAMA3, SPECIALS
+
+    conversation = [{"role": "user", "content": "How do I boil an egg?"}, {"role": "assistant", "content": "Water."},
+                    {"role": "user", "content": "And how long for a soft one?"}]
+    responses = ["About six minutes in boiling water.", "Paris is the capital of France."]
+    chatml = AutoTokenizer.from_pretrained(smollm2_dir)
+    llama3 = AutoTokenizer.from_pretrained(smollm2_dir)
+    llama3.add_special_tokens({"additional_special_tokens": SPECIALS["llama3"]})
+    llama3.chat_template = LLAMA3
+    expected = direct.score([conversation] * 2, responses)
+    with TestClient(build_app(direct, "embedding"), base_url="http://localhost") as client:
+        for tok, eos in ((chatml, "<|im_end|>"), (llama3, "<|eot_id|>")):
+            prompt = tok.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+            queries = [tok.decode(tok(prompt + r + eos, add_special_tokens=False)["input_ids"],
+                                  skip_special_tokens=False) for r in responses]
+            for body in ({"query": queries, "prompts": [prompt] * 2, "labels": ["", ""]}, {"query": queries}):
+                result = client.post("/get_reward", json=body).json()
+                assert result["rewards"] == pytest.approx(expected, abs=1e-5), (tok.chat_template[:20], body.keys())
+                assert all(0 < x < 1 for x in result["scores"]) and isinstance(result["extra_logs"], dict)
+            text = client.post("/pooling", json={"model": "rm", "input": queries}).json()
+            assert [d["data"][0] for d in text["data"]] == pytest.approx(expected, abs=1e-5)
+            assert text["model"] == "rm" and [d["index"] for d in text["data"]] == [0, 1]
+
+
+def test_vllm_chat_messages_and_labels_reach_the_reward():
+    from fastapi.testclient import TestClient
+
+    from realm_cli.rewards.server import build_app
+
+    with TestClient(build_app(EchoLabel(), "echo"), base_url="http://localhost") as client:
+        messages = [{"role": "user", "content": "say 42"}, {"role": "assistant", "content": "it is 42"}]
+        out = client.post("/classify", json={"messages": messages}).json()
+        assert out["data"] == [{"index": 0, "label": "LABEL_0", "probs": [0.0], "num_classes": 1}]  # no label here
+        r = client.post("/pooling", json={"messages": messages[:1]})
+        assert r.status_code == 422 and "assistant turn" in r.json()["detail"]
+        assert client.post("/pooling", json={"input": "x", "messages": messages}).status_code == 422
+        body = {"query": ["\n\nHuman: say 42\n\nAssistant: it is 42", "\n\nHuman: say 7\n\nAssistant: no"],
+                "labels": ["42", "7"]}
+        result = client.post("/get_reward", json=body).json()
+        assert result["rewards"] == [1.0, 0.0] and result["extra_logs"] == {"length": [8, 2]}
+
