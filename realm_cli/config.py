@@ -255,7 +255,14 @@ def from_dict(cls, data, path: str = "", resolver: PluginResolver | None = None)
 
 
 def _join(path: str, key) -> str:
-    return f"{path}.{key}" if path else str(key)
+    key = printable(key)
+    return f"{path}.{key}" if path else key
+
+
+def printable(value) -> str:
+    """A user-given key or name for a one-line message: control characters (a newline in a YAML key) escaped."""
+    text = str(value)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def to_dict(obj) -> Any:

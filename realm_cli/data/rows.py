@@ -13,6 +13,7 @@ from realm_cli.contracts import BadRecord, DatasetSource, Message, PreferenceRec
 
 from realm_cli.data.load import shared_data_dir
 from realm_cli.data.files import Location, ReadError, hub_rows, read_rows
+from realm_cli.config import printable
 from realm_cli.errors import RealmError
 
 ROLES = ("system", "user", "assistant")
@@ -38,7 +39,7 @@ def shared_path(relative: str) -> Path | None:
 
 def field(row: dict, key: str, where: Location):
     if key not in row:
-        keys = ", ".join(sorted(map(str, row))[:12])
+        keys = ", ".join(sorted(map(printable, row))[:12])
         raise bad(where, key, f"missing key (the record has: {keys})", "missing key")
     return row[key]
 

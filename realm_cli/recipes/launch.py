@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from realm_cli.config import ConfigError
-from realm_cli.errors import RealmError
+from realm_cli.config import ConfigError, printable
+from realm_cli.errors import RealmError, excerpt
 
 
 @dataclass
@@ -36,13 +36,16 @@ def available(package_dir: str, suffix: str) -> list[str]:
 def config_path(package_dir: str, name: str, suffix: str) -> Path:
     """A shipped config by name (``zero3``) or an existing file path."""
     candidate = Path(name).expanduser()
-    if candidate.suffix == suffix and candidate.is_file():
-        return candidate.resolve()
-    shipped = resources.files(f"realm_cli.recipes.{package_dir}") / f"{name}{suffix}"
-    if shipped.is_file():
-        return Path(str(shipped))
+    try:
+        if candidate.suffix == suffix and candidate.is_file():
+            return candidate.resolve()
+        shipped = resources.files(f"realm_cli.recipes.{package_dir}") / f"{name}{suffix}"
+        if shipped.is_file():
+            return Path(str(shipped))
+    except (OSError, ValueError):  # a name no file system can hold (too long, a NUL byte): not a config
+        pass
     key = "launch.accelerate_config" if package_dir == "accelerate_configs" else "launch.deepspeed_config"
-    raise ConfigError(f"{key}: no {package_dir[:-1].replace('_', ' ')} {name!r} "
+    raise ConfigError(f"{key}: no {package_dir[:-1].replace('_', ' ')} {excerpt(printable(name), 60)!r} "
                       f"(available: {', '.join(available(package_dir, suffix))}, or a path to a {suffix} file)")
 
 
