@@ -15,6 +15,7 @@ also add ~0.1 s of import to every command that loads a recipe (``realm --help``
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -51,16 +52,31 @@ def plugin_field(kind: str, *, default=dataclasses.MISSING, default_factory=data
     return field(**kw)
 
 
+INDEXED = re.compile(r"^([^\[\]]+)((?:\[\d+\])+)$")
+
+
+def _segments(part: str, item: str) -> list:
+    """``train[0]`` -> ["train", 0]; a list item is addressed by its index, as in ``data.train[0].limit=200``."""
+    if "[" not in part and "]" not in part:
+        return [part]
+    match = INDEXED.match(part)
+    if match is None:
+        raise ConfigError(f"override {item!r}: {part!r}: expected NAME or NAME[INDEX]")
+    return [match.group(1), *(int(i) for i in re.findall(r"\d+", match.group(2)))]
+
+
 def parse_overrides(items: list[str]) -> dict:
-    """``["a.b=1", "c=x=y"]`` -> nested dict of RawOverride values (split on the first ``=``)."""
+    """``["a.b=1", "c=x=y", "d.e[0].f=2"]`` -> nested dict of RawOverride values (split on the first ``=``); a list
+    index becomes an int key, applied to that item of the list by ``merge``."""
     out: dict = {}
     for item in items:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. trainer.learning_rate=1e-5")
         key, value = item.split("=", 1)
-        parts = key.strip().split(".")
-        if not all(parts):
+        raw_parts = key.strip().split(".")
+        if not all(raw_parts):
             raise ConfigError(f"override {item!r}: empty key segment in {key!r}")
+        parts = [seg for part in raw_parts for seg in _segments(part, item)]
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -70,14 +86,34 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def merge(base: dict, overrides: dict) -> dict:
+def merge(base: dict, overrides: dict, path: str = "") -> dict:
     out = dict(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+        where = _join(path, key)
+        if isinstance(value, dict) and value and all(isinstance(k, int) for k in value):
+            items = out.get(key)
+            if not isinstance(items, list):
+                raise ConfigError(f"{where}: [index] overrides need a list here, got "
+                                  f"{'nothing' if items is None else type(items).__name__}")
+            out[key] = _merge_items(items, value, where)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value, where)
         else:
             out[key] = value
     return out
+
+
+def _merge_items(items: list, overrides: dict, path: str) -> list:
+    items = list(items)
+    for index, value in overrides.items():
+        if index >= len(items):
+            raise ConfigError(f"{path}[{index}]: the list has {len(items)} item{'s' * (len(items) != 1)} "
+                              f"(indices from 0)")
+        if isinstance(value, dict) and isinstance(items[index], dict):
+            items[index] = merge(items[index], value, f"{path}[{index}]")
+        else:
+            items[index] = value
+    return items
 
 
 def _type_name(tp) -> str:

@@ -4,6 +4,7 @@ from typing import Literal
 import pytest
 
 from realm_cli.config import ConfigError, PluginSpec, from_dict, merge, parse_overrides, plugin_field, to_dict
+from realm_cli.errors import RealmError
 
 
 @dataclass
@@ -90,3 +91,22 @@ def test_plugin_blocks_validate_against_the_plugins_config():
     with pytest.raises(ConfigError, match="reward.name: unknown reward 'missing'"):
         from_dict(WithPlugins, {"reward": "missing"}, resolver=resolver)
     assert to_dict(cfg)["reward"] == {"name": "r1", **to_dict(Inner(rate=0.5))}
+
+
+def test_a_list_item_is_overridable_by_its_index(tmp_path):
+    from typer.testing import CliRunner
+
+    from realm_cli.cli import build_app
+    from realm_cli.recipes import recipe as recipes
+
+    recipe = recipes.load("cpu-minilm", ["data.train[0].limit=200", "data.train[0].subset=harmless-base"])
+    assert recipe.data.train[0].options.limit == 200 and recipe.data.train[0].options.subset == "harmless-base"
+    with pytest.raises(RealmError, match=r"data\.train\[3\]: the list has 1 item \(indices from 0\)"):
+        recipes.load("cpu-minilm", ["data.train[3].limit=200"])
+    with pytest.raises(RealmError, match=r"data\.train\[0\]\.limt: unknown key \(did you mean 'limit'"):
+        recipes.load("cpu-minilm", ["data.train[0].limt=1"])
+    with pytest.raises(RealmError, match=r"trainer: \[index\] overrides need a list"):
+        recipes.load("cpu-minilm", ["trainer[0].x=1"])
+    # the error line keeps its brackets on the terminal too (rich would read [index] as markup)
+    result = CliRunner().invoke(build_app(), ["recipes", "validate", "cpu-minilm", "trainer[0].x=1"])
+    assert result.exit_code == 2 and "[index] overrides" in result.output

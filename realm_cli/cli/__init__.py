@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from realm_cli import __version__
@@ -33,7 +34,7 @@ class RealmGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except RealmError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             ctx.exit(2)
 
 
@@ -52,8 +53,9 @@ def build_app() -> typer.Typer:
     def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                            help="Print the version and exit.")):
         for failure in plugins.state().failures:
-            err.print(f"[yellow]warning:[/yellow] plugin {failure.plugin} ({failure.distribution}) failed to load: "
-                      f"{failure.error}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]warning:[/yellow] "
+                      + escape(f"plugin {failure.plugin} ({failure.distribution}) failed to load: {failure.error}"),
+                      highlight=False, soft_wrap=True)
 
     train = "Train"
     app.command("train-rm", rich_help_panel=train)(train_rm.train_rm)
@@ -82,6 +84,6 @@ def main() -> None:
     try:
         build_app()(prog_name="realm")
     except RealmError as exc:  # raised while building the app (e.g. duplicate plugin names)
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
