@@ -134,9 +134,11 @@ def build(extra_plugins: list | None = None) -> PluginState:
     pm = pluggy.PluginManager("realm")
     pm.add_hookspecs(hookspecs)
     state = PluginState(pm, Registry())
+    providers = set()
     for ep in md.entry_points(group=GROUP):
         dist = ep.dist.name if ep.dist else "?"
         version = ep.dist.version if ep.dist else "?"
+        providers.add(_normalise(dist))
         if not _allowed(dist):
             continue
         try:
@@ -146,6 +148,11 @@ def build(extra_plugins: list | None = None) -> PluginState:
             state.failures.append(Failure(dist, ep.value, f"{type(exc).__name__}: {exc}"))
             continue
         state.origins[ep.value] = (dist, version)
+    wanted = [n.strip() for n in os.environ.get("REALM_LOAD_PLUGINS", "").split(",") if n.strip()]
+    for name in wanted:  # a typo would otherwise silently load nothing
+        if _normalise(name) not in providers:
+            state.failures.append(Failure("REALM_LOAD_PLUGINS", name, "no installed distribution of that name provides "
+                                          f"realm plugins (installed: {', '.join(sorted(providers)) or 'none'})"))
     for plugin in extra_plugins or []:
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
         pm.register(plugin, name=name)

@@ -107,6 +107,20 @@ def test_load_plugins_env_limits_distributions(third_party, monkeypatch):
     monkeypatch.setenv("REALM_LOAD_PLUGINS", "realm-shout")
     plugins.reset()
     assert "shout" in plugins.registry().names("reward")
+    assert not plugins.state().failures
+    monkeypatch.setenv("REALM_LOAD_PLUGINS", "realm-shout,realm-shuot")  # a typo loads nothing: said, not silent
+    plugins.reset()
+    failures = plugins.state().failures
+    assert [(f.distribution, f.plugin) for f in failures] == [("REALM_LOAD_PLUGINS", "realm-shuot")]
+    assert "realm-shout" in failures[0].error and "shout" in plugins.registry().names("reward")
+
+
+def test_recipes_show_prints_recipes_not_any_file(tmp_path):
+    secret = tmp_path / "notes.txt"
+    secret.write_text("password: hunter2\n")
+    result = cli("recipes", "show", str(secret))
+    assert result.exit_code == 2 and "hunter2" not in result.output and "not a recipe" in result.output
+    assert "command: train-rm" in cli("recipes", "show", "cpu-minilm").output
 
 
 def test_broken_plugin_is_reported_and_cli_still_works(tmp_path, monkeypatch, fresh_plugins):

@@ -36,6 +36,11 @@ def show(name: str = typer.Argument(..., help="Recipe name or path.")):
     from realm_cli.recipes import recipe as recipes
 
     path = recipes.find(name)
+    raw, _ = recipes.read(path)  # a YAML mapping, or a one-line error: `show` prints recipes, not any file
+    if "command" not in raw:
+        from realm_cli.errors import RealmError
+
+        raise RealmError(f"{path}: not a recipe (no 'command' key); `realm recipes show` prints recipe files only")
     Console().print(f"[dim]{path}[/dim]")
     Console().print(Syntax(path.read_text(), "yaml", theme="ansi_dark", background_color="default"))
 
