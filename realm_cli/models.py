@@ -128,9 +128,24 @@ def _convert_gguf(alias: Alias, gguf_path: Path) -> Path:
     return target
 
 
+def quiet_library_progress() -> None:
+    """realm draws its own rich progress; the libraries' tqdm bars (weight loading, dataset maps) only interleave.
+    TRL and peft still read transformers' renamed ``is_gradient_checkpointing``: a warning no realm user can act on."""
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
 @contextlib.contextmanager
 def loading(name: str):
-    """Turn the many ways a model load fails (missing files, no network, bad id) into one clear RealmError."""
+    """Turn the many ways a model load fails (missing files, no network, bad id) into one clear RealmError; and keep
+    the libraries' own progress bars off (every model load of every command comes through here)."""
+    quiet_library_progress()
     try:
         yield
     except RealmError:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from realm_cli import distributed, plugins
+from realm_cli import distributed, models, plugins
 from realm_cli.errors import RealmError
 from realm_cli.recipes import launch
 from realm_cli.recipes import recipe as recipes
@@ -61,7 +61,7 @@ def run_recipe(recipe: recipes.Recipe, command: str | None = None, *, dry_run: b
     launch.check_hardware(recipe.launch)
     if distributed.is_main_process():
         recipes.save_resolved(recipe, output_dir)
-    quiet_library_progress()
+    models.quiet_library_progress()
     metrics = {}
     for kind, spec in recipes.jobs(recipe):
         job_cls = plugins.lookup(kind, spec.name)
@@ -70,19 +70,6 @@ def run_recipe(recipe: recipes.Recipe, command: str | None = None, *, dry_run: b
     if distributed.is_main_process():
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
     return metrics
-
-
-def quiet_library_progress() -> None:
-    """realm draws its own rich progress; the libraries' tqdm bars (weight loading, dataset maps) only interleave.
-    TRL and peft still read transformers' renamed ``is_gradient_checkpointing``: a warning no realm user can act on."""
-    import warnings
-
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def _read_metrics(output_dir: Path) -> dict:

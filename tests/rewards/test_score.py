@@ -184,3 +184,15 @@ def test_retry_failed_scores_the_failed_rows_again_and_counts_what_is_left(nim, 
     assert [r["line"] for r in rows] == [1, 2, 3]  # compacted: one row per input line, in input order
     assert rows[1]["score"] == expected("q", "flaky [[fault:500,500]]") and "errors" not in rows[1]
     assert rows[2]["score"] is None and "HTTP 500" in rows[2]["errors"]["response"]
+
+
+def test_no_library_progress_bars_leak_when_a_model_loads(tiny_bert_dir):
+    """transformers draws a 'Loading weights' bar on stderr for each load; realm keeps the libraries' bars off."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "realm_cli.cli", "score", "--reward", "bt", f"reward.model={tiny_bert_dir}",
+                           "--prompt", "hi", "--response", "hello", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Loading weights" not in proc.stderr and "it/s" not in proc.stderr, proc.stderr
+    assert len(json.loads(proc.stdout.strip().splitlines()[-1])["scores"]) == 1
