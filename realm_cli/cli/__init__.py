@@ -45,7 +45,7 @@ def _version(value: bool):
 
 
 def build_app() -> typer.Typer:
-    app = typer.Typer(cls=RealmGroup, name="realm", no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+    app = typer.Typer(cls=RealmGroup, name="realm", no_args_is_help=True, add_completion=True, rich_markup_mode="rich",
                       help="realm: train reward models, score with swappable rewards, align policies, evaluate.",
                       context_settings={"help_option_names": ["-h", "--help"]})
 

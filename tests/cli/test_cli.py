@@ -71,3 +71,17 @@ def test_recipes_list_and_show():
     if names:
         shown = CliRunner().invoke(build_app(), ["recipes", "show", names[0]])
         assert shown.exit_code == 0 and "command:" in shown.stdout
+
+
+def test_shell_completion_is_offered_and_completes_commands():
+    import os
+    import subprocess
+    import sys
+
+    script = subprocess.run([sys.executable, "-m", "realm_cli.cli", "--show-completion", "bash"], capture_output=True,
+                            text=True, timeout=60)
+    assert script.returncode == 0 and "_realm_completion" in script.stdout.replace("-", "_")
+    # what the bash function asks realm for when the user types `realm tra<TAB>`
+    env = {**os.environ, "_REALM_COMPLETE": "complete_bash", "COMP_WORDS": "realm tra", "COMP_CWORD": "1"}
+    words = subprocess.run([sys.executable, "-m", "realm_cli.cli"], env=env, capture_output=True, text=True, timeout=60)
+    assert "train-rm" in words.stdout, (words.stdout, words.stderr)
