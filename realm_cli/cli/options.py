@@ -9,5 +9,6 @@ DRY_RUN = typer.Option(False, "--dry-run", help="Print the launch command (or th
                        "steps) and stop.")
 RESUME = typer.Option(False, "--resume", help="Continue from the last checkpoint in the output directory.")
 LAUNCHED = typer.Option(False, "--launched", hidden=True, help="Set by realm when re-entering under accelerate.")
+JSON = typer.Option(False, "--json", help="Print JSON instead of a table: one object with a 'schema' name and version.")
 DATASET = typer.Option(None, "--dataset", help="The dataset plugin that reads the --data files and hub ids "
                        "(default: guessed from each, as `realm data inspect` does; see `realm plugins`).")

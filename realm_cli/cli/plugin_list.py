@@ -12,7 +12,7 @@ def plugins_command(as_json: bool = typer.Option(False, "--json", help="Machine-
     state = plugins.state()
     entries = state.registry.entries()
     if as_json:
-        print(json.dumps({"plugins": [e.as_dict() for e in entries],
+        print(json.dumps({"schema": "realm.plugins.v1", "plugins": [e.as_dict() for e in entries],
                           "failures": [f.__dict__ for f in state.failures]}, indent=2))
         return
     table = Table(title="realm plugins")

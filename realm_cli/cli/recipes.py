@@ -1,3 +1,5 @@
+import json
+
 import typer
 from rich.console import Console
 from rich.syntax import Syntax
@@ -9,10 +11,25 @@ app = typer.Typer(help="List, show and validate recipes.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_recipes():
+def list_recipes(as_json: bool = options.JSON):
     """List the registered recipes."""
     from realm_cli import plugins
     from realm_cli.recipes import recipe as recipes
+
+    if as_json:
+        rows = []
+        for entry in plugins.registry().entries("recipe"):
+            row = {"name": entry.name, "plugin": entry.plugin, "command": None, "launch": None, "description": "", "header": None,
+                   "error": None}
+            try:
+                raw, header = recipes.read(recipes.find(entry.name))
+                row.update(command=raw.get("command"), launch=raw.get("launch") or {"accelerate_config": "cpu"},
+                           description=str(raw.get("description", "")), header=header)
+            except Exception as exc:  # listing must survive one broken recipe
+                row["error"] = str(exc)
+            rows.append(row)
+        print(json.dumps({"schema": "realm.recipes.v1", "recipes": rows}, indent=2))
+        return
 
     table = Table(title="recipes")
     for col in ("name", "command", "launch", "description", "plugin"):
@@ -31,7 +48,7 @@ def list_recipes():
 
 
 @app.command("show")
-def show(name: str = typer.Argument(..., help="Recipe name or path.")):
+def show(name: str = typer.Argument(..., help="Recipe name or path."), as_json: bool = options.JSON):
     """Print a recipe file."""
     from realm_cli.recipes import recipe as recipes
 
@@ -41,6 +58,10 @@ def show(name: str = typer.Argument(..., help="Recipe name or path.")):
         from realm_cli.errors import RealmError
 
         raise RealmError(f"{path}: not a recipe (no 'command' key); `realm recipes show` prints recipe files only")
+    if as_json:
+        print(json.dumps({"schema": "realm.recipe.v1", "name": recipes.file_name(path), "path": str(path),
+                          "recipe": raw}, indent=2, default=str))
+        return
     Console().print(f"[dim]{path}[/dim]")
     Console().print(Syntax(path.read_text(), "yaml", theme="ansi_dark", background_color="default"))
 

@@ -1,5 +1,6 @@
 """The CLI shell: fast help without heavy imports, one-line errors, the inspect commands."""
 
+import json
 import subprocess
 import sys
 
@@ -85,3 +86,26 @@ def test_shell_completion_is_offered_and_completes_commands():
     env = {**os.environ, "_REALM_COMPLETE": "complete_bash", "COMP_WORDS": "realm tra", "COMP_CWORD": "1"}
     words = subprocess.run([sys.executable, "-m", "realm_cli.cli"], env=env, capture_output=True, text=True, timeout=60)
     assert "train-rm" in words.stdout, (words.stdout, words.stderr)
+
+
+def test_listings_print_json_with_a_stable_schema():
+    from typer.testing import CliRunner
+
+    from realm_cli.cli import build_app
+
+    def run(*args):
+        result = CliRunner().invoke(build_app(), [*args, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    models = run("models", "list")
+    assert models["schema"] == "realm.models.v1" and {"alias", "source", "location", "hub_id", "description"} == set(
+        models["models"][0]) and any(m["alias"] == "minilm-l6" for m in models["models"])
+    listed = run("recipes", "list")
+    assert listed["schema"] == "realm.recipes.v1"
+    assert all(set(r) == {"name", "plugin", "command", "launch", "description", "header", "error"}
+               for r in listed["recipes"])
+    assert {r["name"]: r["command"] for r in listed["recipes"]}["cpu-minilm"] == "train-rm"
+    shown = run("recipes", "show", "cpu-minilm")
+    assert shown["schema"] == "realm.recipe.v1" and shown["recipe"]["command"] == "train-rm"
+    assert run("plugins")["schema"] == "realm.plugins.v1"
