@@ -49,9 +49,11 @@ def run_recipe(recipe: recipes.Recipe, command: str | None = None, *, dry_run: b
             print(shlex.join(argv))
             return None
         launch.check_hardware(recipe.launch)
+        before = _before_run(output_dir)
         recipes.save_resolved(recipe, output_dir)
         code = subprocess.call(argv)
         if code != 0:
+            _undo_empty_run(output_dir, before)
             raise RealmError(f"the launched run exited with status {code}")
         return _read_metrics(output_dir)
     if dry_run:
@@ -59,17 +61,47 @@ def run_recipe(recipe: recipes.Recipe, command: str | None = None, *, dry_run: b
         print(f"# runs in-process ({recipe.launch.accelerate_config})")
         return None
     launch.check_hardware(recipe.launch)
+    before = _before_run(output_dir)
     if distributed.is_main_process():
         recipes.save_resolved(recipe, output_dir)
     models.quiet_library_progress()
     metrics = {}
-    for kind, spec in recipes.jobs(recipe):
-        job_cls = plugins.lookup(kind, spec.name)
-        result = job_cls(recipe, spec.options).run(output_dir, resume=resume)
-        metrics.update(result if kind == "trainer" else {spec.name: result})
+    try:
+        for kind, spec in recipes.jobs(recipe):
+            job_cls = plugins.lookup(kind, spec.name)
+            result = job_cls(recipe, spec.options).run(output_dir, resume=resume)
+            metrics.update(result if kind == "trainer" else {spec.name: result})
+    except RealmError:
+        _undo_empty_run(output_dir, before)
+        raise
     if distributed.is_main_process():
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
     return metrics
+
+
+def _before_run(output_dir: Path) -> tuple[list[Path], set[str]]:
+    """The folders of ``output_dir`` this run is about to create (deepest first), and what ``output_dir`` holds now."""
+    missing, path = [], output_dir
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    return missing, {p.name for p in output_dir.iterdir()} if output_dir.is_dir() else set()
+
+
+def _undo_empty_run(output_dir: Path, before: tuple[list[Path], set[str]]) -> None:
+    """A run refused before it produced anything (a GPU recipe on a CPU, a missing model) leaves nothing behind:
+    the recipe.yaml it wrote and the folders it created go, when nothing else was written into them."""
+    created, held = before
+    if not distributed.is_main_process() or not output_dir.is_dir():
+        return
+    new = {p.name for p in output_dir.iterdir()} - held
+    if new == {"recipe.yaml"}:
+        (output_dir / "recipe.yaml").unlink()
+    for folder in created:
+        try:
+            folder.rmdir()  # only empty folders go
+        except OSError:
+            return
 
 
 def _read_metrics(output_dir: Path) -> dict:

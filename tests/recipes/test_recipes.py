@@ -137,3 +137,18 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
     raw = parse_overrides(["trainer.epochs=[&a [1, 1], *a, *a]"])["trainer"]["epochs"]
     with pytest.raises(RealmError, match="trainer.epochs: expected"):
         validate(float, raw, "trainer.epochs")
+
+
+def test_a_refused_run_leaves_nothing_in_the_working_directory(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from realm_cli.cli import build_app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(build_app(), ["train-rm", "--recipe", "gpt2-12gb"])  # a GPU recipe on this CPU
+    assert result.exit_code == 2 and "GPU" in result.output
+    assert list(tmp_path.iterdir()) == []  # no runs/gpt2-12gb/recipe.yaml left behind
+    (tmp_path / "runs" / "gpt2-12gb").mkdir(parents=True)
+    (tmp_path / "runs" / "gpt2-12gb" / "notes.txt").write_text("mine")
+    CliRunner().invoke(build_app(), ["train-rm", "--recipe", "gpt2-12gb"])
+    assert [p.name for p in (tmp_path / "runs" / "gpt2-12gb").iterdir()] == ["notes.txt"]  # its files stay, only
