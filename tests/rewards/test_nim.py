@@ -235,3 +235,11 @@ def test_redact_hides_given_secrets_and_any_bearer_token():
     assert redact(text, "my-key") == 'echo {"Authorization": "Bearer ***", "x": "bearer ***", "k": "***"}'
     assert excerpt("one two three four", 9) == "one two …" and excerpt("short", 9) == "short"
 
+
+
+def test_connections_are_reused_across_requests(tmp_path):
+    with FakeNim() as fake:
+        reward = make_reward(fake, tmp_path, cache=False, concurrency=4)
+        reward.score([prompt(f"q{i}") for i in range(40)], ["a"] * 40)
+        reward.close()
+    assert fake.requests == 40 and 1 <= fake.connections <= 4  # keep-alive: not one connection per request

@@ -10,7 +10,8 @@ deterministic under any concurrency:
   headers, Authorization included (as some proxies do).
 - ``[[always:500]]`` (or any fault name) — every attempt fails that way.
 
-Run standalone for benchmarks: ``python tests/support/fake_nim.py --latency 0.1`` prints the port it listens on.
+Run standalone for benchmarks: ``python tests/support/fake_nim.py --latency 0.1`` prints the port it listens on;
+``GET /stats`` answers the request and connection counts.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class FakeNim:
         self.api_key = api_key
         self.attempts: dict[str, list[float]] = defaultdict(list)  # conversation key -> attempt times
         self.requests = 0
+        self.connections = 0
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -73,6 +75,14 @@ class FakeNim:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out as two writes: with Nagle on, the client's delayed ACK holds the body ~40 ms
+            # on every keep-alive request (a real NIM behind a production server does not do that)
+            disable_nagle_algorithm = True
+
+            def setup(self):
+                super().setup()
+                with fake._lock:
+                    fake.connections += 1  # one per TCP connection: a client that reuses connections opens few
 
             def log_message(self, *args):
                 """Silence the per-request log lines so test output stays readable."""
@@ -88,6 +98,13 @@ class FakeNim:
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the client gave up (the timeout fault): nobody is left to answer
+
+            def do_GET(self):
+                if self.path != "/stats":
+                    return self._send(404, b'{"error": "not found"}')
+                with fake._lock:
+                    body = {"requests": fake.requests, "connections": fake.connections}
+                return self._send(200, json.dumps(body).encode())
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
