@@ -208,3 +208,23 @@ def load_causal_lm(name: str, *, dtype: str = "auto", device: str = "cpu", revis
         model = AutoModelForCausalLM.from_pretrained(local_path(name), dtype=torch_dtype(dtype, device),
                                                      revision=revision, trust_remote_code=trust_remote_code)
     return model.eval()
+
+
+def portable_base(name: str) -> str:
+    """What an adapter should record as its base model: the alias or hub id the user named, never the folder it
+    resolved to on this machine (``~/.cache/realm/models/...`` means nothing on another one). A local path the user
+    gave stays a path."""
+    resolved = resolve(name)
+    return resolved.location if resolved.source == "path" else name
+
+
+def make_adapter_portable(adapter_dir: Path, base_name: str) -> None:
+    """Rewrite ``adapter_config.json``'s ``base_model_name_or_path`` (peft writes the resolved local folder) to
+    ``portable_base(base_name)``; realm loads an alias in it offline, peft and the hub read a hub id."""
+    import json
+
+    config = Path(adapter_dir) / "adapter_config.json"
+    if config.is_file():
+        data = json.loads(config.read_text())
+        data["base_model_name_or_path"] = portable_base(base_name)
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -315,7 +315,8 @@ class AlignJob(Job):
         plot = align_report.plot_history(self.history, self.output_dir / "reward_kl.png")
         if names:
             align_report.print_summary(summary, names, console)
-        out = policy.save(self.model, self.tokenizer, self.output_dir / "policy", merge_lora=self.config.merge_lora)
+        out = policy.save(self.model, self.tokenizer, self.output_dir / "policy", merge_lora=self.config.merge_lora,
+                          base_name=self.recipe.model.name)
         console.print(f"aligned policy saved to {out}")
         return {"algo": self.recipe.trainer.name, "reward": self.reward_name, "rounds": self.config.rounds,
                 "heldout": summary, "skipped": self.skipped, "policy_dir": str(out),

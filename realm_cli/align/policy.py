@@ -93,8 +93,9 @@ class Reference:
                 yield self.policy
 
 
-def save(model, tokenizer, out_dir: Path, *, merge_lora: bool = False) -> Path:
-    """Write a directory ``transformers`` (or peft, for an unmerged adapter) loads directly."""
+def save(model, tokenizer, out_dir: Path, *, merge_lora: bool = False, base_name: str | None = None) -> Path:
+    """Write a directory ``transformers`` (or peft, for an unmerged adapter) loads directly; an adapter records
+    ``base_name`` (the alias or hub id the recipe named) as its base, so it loads on another machine too."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if is_peft(model):
         for helper in [name for name in model.peft_config if name != model.active_adapter]:
@@ -103,4 +104,6 @@ def save(model, tokenizer, out_dir: Path, *, merge_lora: bool = False) -> Path:
         model = model.merge_and_unload()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    if base_name is not None:
+        models.make_adapter_portable(out_dir, base_name)
     return out_dir

@@ -38,10 +38,13 @@ def check_model(path: Path) -> Check:
                 from realm_cli.rewards.rm import load
 
                 model = load(str(path), device="cpu", dtype="float32").model
-            else:  # peft's AutoPeftModel refuses adapters that name a task type; a policy is a causal LM
-                from peft import AutoPeftModelForCausalLM
+            else:  # a policy adapter on a causal LM; its base may be a realm alias (resolved offline here)
+                from peft import PeftModel
 
-                model = AutoPeftModelForCausalLM.from_pretrained(path)
+                from realm_cli import models
+
+                base = json.loads(adapter.read_text())["base_model_name_or_path"]
+                model = PeftModel.from_pretrained(models.load_causal_lm(base, dtype="float32"), path)
             kind = f"LoRA adapter ({task or 'no task type'})"
         else:
             config = AutoConfig.from_pretrained(path)

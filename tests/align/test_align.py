@@ -4,6 +4,7 @@ saves a loadable policy; resume continues; unscorable samples are counted; bad i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -108,7 +109,27 @@ def test_lora_group_algorithms_run_several_rounds(tmp_path, char_llama_dir, toys
     runner.run("align", recipe, ["model.lora.r=4", "model.lora.target_modules=all-linear"])
     progress = json.loads((tmp_path / "out" / "checkpoints" / "round-2" / "progress.json").read_text())
     assert progress["round"] == 2
-    assert (tmp_path / "out" / "policy" / "adapter_config.json").is_file()
+    adapter = json.loads((tmp_path / "out" / "policy" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(Path(char_llama_dir).resolve())  # a path the user gave
+
+
+def test_a_lora_adapter_records_the_alias_it_was_trained_from_and_loads_offline(tmp_path, smollm2_dir):
+    """Not the cache folder the alias resolved to on this machine: the adapter must travel."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from realm_cli.align import policy
+    from realm_cli.evaluate.verify import check_model
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(smollm2_dir),
+                           LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    out = policy.save(model, AutoTokenizer.from_pretrained(smollm2_dir), tmp_path / "policy",
+                      base_name="smollm2-135m-instruct")
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "smollm2-135m-instruct"
+    assert ".cache" not in json.dumps(config)
+    check = check_model(out)
+    assert check.ok, check.detail
 
 
 def test_the_wrapped_reward_function_hands_trl_none_for_unscorable_samples(tmp_path, char_llama_dir, toys):
