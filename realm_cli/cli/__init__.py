@@ -21,6 +21,7 @@ from realm_cli.cli import report
 from realm_cli.cli import run
 from realm_cli.cli import score
 from realm_cli.cli import serve
+from realm_cli.cli import share
 from realm_cli.cli import train_rm
 from realm_cli.errors import RealmError
 
@@ -66,6 +67,8 @@ def build_app() -> typer.Typer:
     app.add_typer(evaluate.app, name="eval", rich_help_panel="Evaluate")
     app.command("report", rich_help_panel="Evaluate")(report.report)
     app.command("verify", rich_help_panel="Evaluate")(report.verify)
+    app.command("export", rich_help_panel="Share")(share.export)
+    app.command("push", rich_help_panel="Share")(share.push)
     app.add_typer(data.app, name="data", rich_help_panel="Inspect")
     app.command("plugins", rich_help_panel="Inspect")(plugin_list.plugins_command)
     app.add_typer(recipes.app, name="recipes", rich_help_panel="Inspect")
