@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,29 +88,52 @@ class AlignJob(Job):
         self.autocast = lambda: models.autocast(policy.device(), "auto" if cfg.bf16 else "fp32")
         self.history: list[dict] = []
         self.skipped: dict[str, int] = {"unscored_samples": 0}
+        self.progress, self.where = None, "held-out"
         base = self._heldout_side("base", heldout_prompts)
         start_round = self._resume() if resume else 0
         with _progress() as progress:
             task = progress.add_task("aligning", total=cfg.rounds, completed=start_round)
             self.progress = (progress, task)
             for r in range(start_round, cfg.rounds):
+                self.where = f"round {r + 1}/{cfg.rounds}"
                 prompts = self._round_prompts(train_prompts, r)
                 summary = self.train_round(r, prompts) or {}
                 self._checkpoint(r)
                 progress.advance(task)
                 self._print_round(r, summary)
+        self.progress, self.where = None, "held-out"
         aligned = self._heldout_side("aligned", heldout_prompts)
         return self._finish(heldout_prompts, base, aligned)
 
     def train_round(self, round_index: int, prompts: list[list[Message]]) -> dict:
         raise NotImplementedError
 
+    def phase(self, message: str) -> None:
+        """Where the run is, with counts and rates: the live line of the rich progress on a terminal, one plain line
+        per phase in a log (``realm align > log 2>&1`` shows every phase as it ends)."""
+        text = f"{self.where}: {message}"
+        if console.is_terminal and self.progress is not None:
+            progress, task = self.progress
+            progress.update(task, description=text)
+        else:
+            console.print(text, highlight=False, markup=False)
+
     def sample_and_score(self, prompts: list[list[Message]], k: int):
         """``k`` samples per prompt from the current policy, scored; unscorable samples are NaN and counted."""
+        started = time.perf_counter()
+        self.phase(f"sampling {k} responses for each of {len(prompts)} prompts")
         samples = generation.sample(self.model, self.tokenizer, prompts, k=k, settings=self.config,
                                     autocast=self.autocast())
+        took = time.perf_counter() - started
+        tokens = sum(map(len, samples.response_ids))
+        self.phase(f"sampled {len(samples.texts)} responses ({tokens} tokens) in {took:.1f} s, "
+                   f"{tokens / max(took, 1e-9):.1f} tokens/s; scoring")
+        started = time.perf_counter()
         scores = align_scoring.score(self.reward, [prompts[i] for i in samples.prompt_index], samples.texts,
                                      batch_size=self.config.score_batch_size, what=f"reward {self.reward_name!r}")
+        took = time.perf_counter() - started
+        self.phase(f"scored {len(samples.texts)} responses in {took:.1f} s ({len(samples.texts) / max(took, 1e-9):.1f}"
+                   f"/s), {scores.failed} unscored")
         self.skipped["unscored_samples"] += scores.failed
         if scores.errors:
             console.print(f"[yellow]reward could not score {scores.failed} sample(s), excluded: {scores.errors[0]}")
@@ -136,9 +160,8 @@ class AlignJob(Job):
     def log(self, **values) -> dict:
         entry = {"step": len(self.history) + 1, **values}
         self.history.append(entry)
-        progress, task = self.progress
         parts = [f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()]
-        progress.update(task, description=" ".join(parts))
+        self.phase(" ".join(parts))
         return entry
 
     def trl_args(self, config_cls, name: str, **extra):
@@ -178,10 +201,15 @@ class AlignJob(Job):
 
         collected: list[dict] = []
 
+        job = self
+
         class Collect(TrainerCallback):
             def on_log(self, args, state, control, logs=None, **kwargs):
                 if logs:
                     collected.append(dict(logs))
+                    loss = logs.get("loss")
+                    job.phase(f"training step {state.global_step}/{state.max_steps}"
+                              + (f", loss {loss:.4f}" if isinstance(loss, (int, float)) else ""))
 
         return Collect(), collected
 
@@ -249,6 +277,9 @@ class AlignJob(Job):
         path = self.output_dir / f"heldout-{side}.json"
         if side == "base" and path.exists():  # a resumed run keeps the base policy's answers from the first start
             return json.loads(path.read_text())
+        started = time.perf_counter()
+        self.phase(f"{side} policy: answering {len(prompts)} held-out prompts, scoring with "
+                   f"{', '.join(self.eval_rewards) or 'no reward'}")
         samples = generation.sample(self.model, self.tokenizer, prompts, k=self.config.heldout_samples,
                                     settings=self.config, seed=self.recipe.seed + 1, autocast=self.autocast())
         paired = [prompts[i] for i in samples.prompt_index]
@@ -259,6 +290,7 @@ class AlignJob(Job):
                "lengths": [len(r) for r in samples.response_ids],
                "kl": self.kl_to_reference(samples) if side == "aligned" else 0.0}
         path.write_text(json.dumps(out))
+        self.phase(f"{side} policy: {len(samples.texts)} held-out answers scored in {time.perf_counter() - started:.1f} s")
         return out
 
     def _checkpoint(self, round_index: int) -> None:

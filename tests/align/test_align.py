@@ -177,3 +177,18 @@ def test_lora_dpo_runs_several_rounds_and_saves_a_merged_policy(tmp_path, char_l
     assert metrics["steps"] == 2
     assert not (tmp_path / "out" / "policy" / "adapter_config.json").exists()  # merged: a plain model
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "policy") is not None
+
+
+def test_a_logged_run_shows_every_phase_as_plain_lines(tmp_path, char_llama_dir, toys, capsys):
+    """`realm align > log 2>&1` used to print nothing for minutes: each phase now ends with a line, counts and rates."""
+    runner.run("align", write_recipe(tmp_path, char_llama_dir, k=2), [])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith(("held-out:", "round 1/1:"))]
+    text = "\n".join(lines)
+    assert "held-out: base policy: answering 2 held-out prompts" in text
+    assert "round 1/1: sampling 2 responses for each of 4 prompts" in text
+    assert "round 1/1: sampled 8 responses (" in text and "tokens/s" in text
+    assert "round 1/1: scored 8 responses in" in text
+    assert "round 1/1: training step 1/" in text
+    assert "held-out: aligned policy: 2 held-out answers scored" in text
+    assert "\x1b[" not in text  # plain lines, no terminal escapes
