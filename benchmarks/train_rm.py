@@ -121,7 +121,7 @@ def _useful_flops(rm_dir: str, args) -> float:
 
     splits, _ = _splits(args)
     rm = reward_model.load(rm_dir)
-    lengths = [len(rm.format.encode(r.prompt, response)[0]) for r in splits.train for response in (r.chosen, r.rejected)]
+    lengths = [len(rm.format.fit(r.prompt, response).ids) for r in splits.train for response in (r.chosen, r.rejected)]
     return encoder_flops(rm.model, lengths, training=True) * args.epochs
 
 

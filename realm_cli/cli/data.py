@@ -37,7 +37,8 @@ def _policy(value: str | None) -> str | None:
 
 
 def inspect(target: str = TARGET, options: list[str] = OPTIONS,
-            tokenizer: str | None = typer.Option(None, "--tokenizer", help="Model alias/path: lengths in its tokens."),
+            tokenizer: str | None = typer.Option(None, "--tokenizer", help="Model alias/path: lengths in its tokens, "
+                                            "formatted as train-rm and the bt reward format them."),
             max_length: int | None = typer.Option(None, "--max-length", help="Count records truncated/dropped at "
                                                   "this many tokens (needs --tokenizer)."),
             overlong: str = typer.Option("truncate", "--overlong", help="truncate | drop, with --max-length."),
@@ -45,30 +46,32 @@ def inspect(target: str = TARGET, options: list[str] = OPTIONS,
             on_bad_record: str | None = ON_BAD,
             as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Counts, kept/skipped by reason, length percentiles, duplicate pairs and example records of a dataset."""
-    from realm_cli.data.length import chat_token_counter, make_length_fitter
+    from realm_cli.data.length import PairFitter
     from realm_cli.data.load import LoadReport, iter_source
     from realm_cli.data.guess import spec_from_args
     from realm_cli.data.inspect import summary, summary_tables
 
     if max_length is not None and tokenizer is None:
         raise RealmError("--max-length needs --tokenizer (lengths are counted in that tokenizer's tokens)")
+    if max_length is not None and max_length <= 0:
+        raise RealmError(f"--max-length: expected a positive number of tokens, got {max_length}")
     if overlong not in ("truncate", "drop"):
         raise RealmError(f"--overlong: expected truncate or drop, got {overlong!r}")
     spec = spec_from_args(target, options)
     report = LoadReport(spec.name)
     records = list(_with_progress(iter_source(spec, report, on_bad_record=_policy(on_bad_record)),
                                   f"reading {spec.name}"))
-    tok = fit = None
+    fmt = fit = None
     if tokenizer is not None:
-        from transformers import AutoTokenizer
-
         from realm_cli import models
+        from realm_cli.rewards import rm as rmlib
 
-        with models.loading(tokenizer):
-            tok = AutoTokenizer.from_pretrained(models.local_path(tokenizer))
+        # Loaded, formatted and fitted exactly as `realm train-rm` and the bt reward do: one counter, one cut order.
+        tok = rmlib.load_tokenizer(models.local_path(tokenizer), tokenizer)
+        fmt = rmlib.RMFormat(tok, max_length or rmlib.DEFAULT_MAX_LENGTH)
         if max_length is not None:
-            fit = make_length_fitter(chat_token_counter(tok), max_length, overlong)
-    info = summary(records, report, tokenizer=tok, fit=fit, examples=examples)
+            fit = PairFitter(fmt, overlong)
+    info = summary(records, report, fmt=fmt, fit=fit, examples=examples)
     if as_json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return

@@ -40,25 +40,24 @@ def duplicates(records: list) -> dict:
             "repeated_prompts": sum(n - 1 for n in prompt_counts.values())}
 
 
-def lengths(records: list, tokenizer=None) -> dict[str, dict[str, int]]:
-    """Token (with a tokenizer: prompt through its chat template) or word length percentiles per field."""
+def lengths(records: list, fmt=None) -> dict[str, dict[str, int]]:
+    """Length percentiles per field: words, or with an ``RMFormat`` its tokens (the one counter train-rm fits
+    with): the prompt as the format renders it (template or sentence-pair specials included), each response's
+    own tokens, and ``input``, the longer side of prompt + response that ``max_length`` applies to."""
     pairs = [r for r in records if isinstance(r, PreferenceRecord)]
     if not pairs:
         return {}
-    if tokenizer is None:
+    if fmt is None:
         def size(texts: list[str]) -> list[int]:
             return [len(t.split()) for t in texts]
-        prompts = ["\n".join(m["content"] for m in r.prompt) for r in pairs]
-    else:
-        def size(texts: list[str]) -> list[int]:
-            return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-        if getattr(tokenizer, "chat_template", None):
-            prompts = [tokenizer.apply_chat_template(r.prompt, tokenize=False, add_generation_prompt=True)
-                       for r in pairs]
-        else:
-            prompts = ["\n\n".join(m["content"] for m in r.prompt) for r in pairs]
-    return {"prompt": percentiles(size(prompts)), "chosen": percentiles(size([r.chosen for r in pairs])),
-            "rejected": percentiles(size([r.rejected for r in pairs]))}
+        return {"prompt": percentiles(size(["\n".join(m["content"] for m in r.prompt) for r in pairs])),
+                "chosen": percentiles(size([r.chosen for r in pairs])),
+                "rejected": percentiles(size([r.rejected for r in pairs]))}
+    return {"prompt": percentiles([fmt.count(r.prompt, "") for r in pairs]),
+            "chosen": percentiles([fmt.tokens(r.chosen) for r in pairs]),
+            "rejected": percentiles([fmt.tokens(r.rejected) for r in pairs]),
+            "input": percentiles([max(fmt.count(r.prompt, r.chosen), fmt.count(r.prompt, r.rejected))
+                                  for r in pairs])}
 
 
 def fit_counts(records: list, fit: Callable) -> dict[str, int]:
@@ -66,10 +65,11 @@ def fit_counts(records: list, fit: Callable) -> dict[str, int]:
     return {"ok": counts["ok"], "truncated": counts["truncated"], "dropped": counts["dropped"]}
 
 
-def summary(records: list, report: LoadReport, *, tokenizer=None, fit=None, examples: int = 3) -> dict:
+def summary(records: list, report: LoadReport, *, fmt=None, fit=None, examples: int = 3) -> dict:
+    """``fmt``: an ``RMFormat`` (token lengths, else words); ``fit``: the ``PairFitter`` train-rm would use."""
     out = {"source": report.to_json(), "record_type": type(records[0]).__name__ if records else None,
            "records": len(records), **duplicates(records),
-           "length_unit": "tokens" if tokenizer is not None else "words", "lengths": lengths(records, tokenizer),
+           "length_unit": "tokens" if fmt is not None else "words", "lengths": lengths(records, fmt),
            "examples": [r.to_json() for r in records[:examples]]}
     if fit is not None:
         out["length_fitting"] = {"max_length": fit.max_length, "overlong": fit.overlong, **fit_counts(records, fit)}

@@ -1,12 +1,12 @@
 """Reward-model helpers shared by the ``bt`` trainer and the ``bt`` reward: one way to turn a conversation into
 tokens, one way to load a reward-model directory, one way to score.
 
-Training and scoring must format identically, so both go through ``RMFormat.encode``:
+Training and scoring must format identically, so both go through ``RMFormat.fit``:
 - tokenizers with a chat template: the template applied to ``prompt + [assistant: response]``;
 - tokenizers without one (BERT, DeBERTa): a sentence pair ``(rendered prompt, response)``, the way
   OpenAssistant's DeBERTa reward models are called, so such hub RMs score as their authors intended.
-Over-long inputs are fitted, never dropped: the oldest prompt context goes first, then the response tail.
-The choice is saved in ``realm_rm.json`` next to the weights.
+Over-long inputs are fitted by realm's one cut order (``realm_cli.data.length``), the same for training and scoring.
+The format is saved in ``realm_rm.json`` next to the weights.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from realm_cli.contracts import Message
+from realm_cli.data.length import Fitted, fit_input
 from realm_cli.errors import RealmError
 
 RM_FILE = "realm_rm.json"
@@ -71,67 +72,38 @@ class RMFormat:
         self.segments: Segments | None = None
         if self.format == "pair":
             self._layout = _pair_layout(tokenizer)
-            self._pair_specials = sum(len(part) for part in self._layout)
             self.segments = _segments(tokenizer, self._layout)
 
+    def fit(self, prompt: Sequence[Message], response: str) -> Fitted:
+        """The input fitted to ``max_length`` by realm's one cut order (``realm_cli.data.length``): the ids, the
+        text they render and what was cut. Training, scoring and ``realm data inspect`` all fit through here."""
+        return fit_input(self.render, prompt, response, self.max_length, tokens=lambda t: len(self._tok(t)))
+
     def encode(self, prompt: Sequence[Message], response: str) -> tuple[list[int], bool]:
-        """Token ids and whether anything was cut to fit."""
+        """Token ids and whether anything was cut to fit (``fit`` without the details)."""
+        fitted = self.fit(prompt, response)
+        return fitted.ids, fitted.truncated
+
+    def render(self, prompt: Sequence[Message], response: str) -> list[int]:
+        """Token ids of the unfitted input: the chat template over ``prompt + [assistant: response]``, or the
+        tokenizer's own sentence pair ``(render_plain(prompt), response)``."""
         if self.format == "pair":
-            return self._encode_pair(render_plain(prompt), response)
-        return self._encode_chat(list(prompt), response)
-
-    def count(self, prompt: Sequence[Message], response: str) -> int:
-        """Tokens of the unfitted input (the data loader's length fitter asks this)."""
-        if self.format == "pair":
-            return len(self._tok(render_plain(prompt))) + len(self._tok(response)) + self._pair_specials
-        return len(self._render(list(prompt), response))
-
-    def _tok(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def _encode_pair(self, prompt_text: str, response: str) -> tuple[list[int], bool]:
-        p_ids, r_ids = self._tok(prompt_text), self._tok(response)
-        budget = self.max_length - self._pair_specials
-        if len(p_ids) + len(r_ids) <= budget:
-            return self._pair_ids(p_ids, r_ids), False
-        # The prompt keeps at least a quarter of the budget: a response judged without its question is noise.
-        keep_p = min(len(p_ids), max(budget - len(r_ids), budget // 4))
-        keep_r = budget - keep_p
-        return self._pair_ids(p_ids[len(p_ids) - keep_p:], r_ids[:keep_r]), True
-
-    def _pair_ids(self, p_ids: list[int], r_ids: list[int]) -> list[int]:
-        prefix, middle, suffix = self._layout
-        return prefix + p_ids + middle + r_ids + suffix
-
-    def _render(self, prompt: list[Message], response: str) -> list[int]:
-        text = self.tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": response}],
+            prefix, middle, suffix = self._layout
+            return prefix + self._tok(render_plain(prompt)) + middle + self._tok(response) + suffix
+        text = self.tokenizer.apply_chat_template(list(prompt) + [{"role": "assistant", "content": response}],
                                                   tokenize=False)
         return self._tok(text)
 
-    def _encode_chat(self, prompt: list[Message], response: str) -> tuple[list[int], bool]:
-        ids = self._render(prompt, response)
-        if len(ids) <= self.max_length:
-            return ids, False
-        # Oldest turns first (system prompt kept), keeping the conversation starting on a user turn.
-        system = [m for m in prompt[:1] if m["role"] == "system"]
-        turns = prompt[len(system):]
-        while len(ids) > self.max_length and len(turns) > 1:
-            turns = turns[1:]
-            while len(turns) > 1 and turns[0]["role"] != "user":
-                turns = turns[1:]
-            ids = self._render(system + turns, response)
-        # Then the response tail, re-rendered so the template's closing tokens (what the score head reads) stay.
-        r_ids = self._tok(response)
-        while len(ids) > self.max_length and r_ids:
-            r_ids = r_ids[: max(0, len(r_ids) - (len(ids) - self.max_length))]
-            ids = self._render(system + turns, self.tokenizer.decode(r_ids))
-        # Finally the head of the last prompt turn itself.
-        while len(ids) > self.max_length and turns and turns[-1]["content"]:
-            c_ids = self._tok(turns[-1]["content"])
-            c_ids = c_ids[len(ids) - self.max_length:]
-            turns = turns[:-1] + [{"role": turns[-1]["role"], "content": self.tokenizer.decode(c_ids)}]
-            ids = self._render(system + turns, self.tokenizer.decode(r_ids))
-        return ids[-self.max_length:], True
+    def count(self, prompt: Sequence[Message], response: str) -> int:
+        """Tokens of the unfitted input: realm's one token counter (``max_length`` applies to this)."""
+        return len(self.render(prompt, response))
+
+    def tokens(self, text: str) -> int:
+        """Tokens of a bare text (no template, no special tokens)."""
+        return len(self._tok(text))
+
+    def _tok(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def _pair_layout(tokenizer) -> tuple[list[int], list[int], list[int]]:

@@ -1,5 +1,6 @@
 """The ``bt`` reward: any single-logit reward model (a realm ``train-rm`` output directory, a LoRA one, or a hub
-id such as OpenAssistant's DeBERTa RMs) scoring (prompt, response) pairs exactly as realm trained it.
+id such as OpenAssistant's DeBERTa RMs) scoring (prompt, response) pairs exactly as realm trained it: the same
+format, and over-long inputs cut by the same policy (``RMFormat.fit``, ``realm_cli.data.length``) to the same ids.
 """
 
 from __future__ import annotations

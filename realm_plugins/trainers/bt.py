@@ -1,6 +1,7 @@
 """The ``bt`` trainer: a Bradley-Terry reward model (``realm train-rm``) on TRL's RewardTrainer.
 
-Light on purpose: the training code (torch, trl, peft) lives in ``realm_cli.train.bt`` and is imported in ``run``.
+Light on purpose: the training code (torch, trl, peft) lives in ``realm_cli.train`` (``bt`` the job; ``preflight``,
+``loading``, ``trainer``, ``metrics``, ``plots`` its parts) and is imported in ``run``.
 """
 
 from __future__ import annotations

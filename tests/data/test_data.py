@@ -9,7 +9,7 @@ import pytest
 
 from realm_cli.config import PluginSpec
 from realm_cli.contracts import PreferenceRecord
-from realm_cli.data.length import make_length_fitter
+from realm_cli.data.length import PairFitter, fit_input
 from realm_cli.data.load import DataConfig, load, load_source, shared_data_dir
 from realm_cli.errors import RealmError
 
@@ -104,6 +104,23 @@ def words(prompt, response: str) -> int:
     return sum(len(m["content"].split()) + 1 for m in prompt) + len(response.split()) + 1
 
 
+class Words:
+    """A stand-in ``RMFormat`` over ``words``: a word is a token id, "|" a message boundary."""
+
+    def __init__(self, max_length: int):
+        self.max_length = max_length
+
+    @staticmethod
+    def render(prompt, response: str) -> list:
+        return [w for m in prompt for w in m["content"].split() + ["|"]] + response.split() + ["|"]
+
+    def count(self, prompt, response: str) -> int:
+        return len(self.render(prompt, response))
+
+    def fit(self, prompt, response: str):
+        return fit_input(self.render, prompt, response, self.max_length, tokens=lambda t: len(t.split()))
+
+
 def record(prompt_turns: list[str], chosen: str, rejected: str) -> PreferenceRecord:
     roles = ["user", "assistant"]
     prompt = [{"role": roles[i % 2], "content": t} for i, t in enumerate(prompt_turns)]
@@ -111,34 +128,53 @@ def record(prompt_turns: list[str], chosen: str, rejected: str) -> PreferenceRec
 
 
 def test_fitter_cuts_oldest_turns_first_keeping_responses():
-    fit = make_length_fitter(words, 20)
+    fit = PairFitter(Words(20))
     long_history = record(["old " * 6, "older reply " * 3, "now what?"], "a fine answer", "no")
-    fitted, status = fit(long_history)
-    assert status == "truncated"
-    assert fitted.prompt == [{"role": "user", "content": "now what?"}]  # user turn first, responses whole
-    assert (fitted.chosen, fitted.rejected) == ("a fine answer", "no")
-    assert max(words(fitted.prompt, fitted.chosen), words(fitted.prompt, fitted.rejected)) <= 20
+    assert fit(long_history) == (long_history, "truncated")  # the record as read; its sides fitted one by one
+    chosen, rejected = fit.sides(long_history)
+    assert chosen.prompt == [{"role": "user", "content": "now what?"}]  # user turn first, responses whole
+    assert chosen.cut.turns == 2 and not chosen.cut.prompt_tokens and not chosen.cut.response_tokens
+    assert (chosen.response, rejected.response) == ("a fine answer", "no")
+    assert max(words(chosen.prompt, chosen.response), words(rejected.prompt, rejected.response)) <= 20
+    assert rejected.prompt == long_history.prompt and not rejected.truncated  # fits whole, as it is scored
+    assert chosen.ids == Words.render(chosen.prompt, chosen.response)
     ok = record(["hi"], "yes", "no")
     assert fit(ok) == (ok, "ok")
 
 
 def test_fitter_cuts_response_tail_last_and_drop_policy():
-    fit = make_length_fitter(words, 12)
+    fit = PairFitter(Words(12))
     long_answer = record(["question here"], "w " * 30, "short")
-    fitted, status = fit(long_answer)
-    assert status == "truncated" and fitted.prompt == long_answer.prompt  # the prompt fits its half: kept
-    assert words(fitted.prompt, fitted.chosen) <= 12 and fitted.rejected == "short"
-    drop = make_length_fitter(words, 12, "drop")
+    assert fit(long_answer) == (long_answer, "truncated")
+    chosen, rejected = fit.sides(long_answer)
+    assert chosen.prompt == long_answer.prompt  # the prompt fits its half: kept
+    assert words(chosen.prompt, chosen.response) <= 12 and rejected.response == "short"
+    assert chosen.cut.response_tokens == 30 - len(chosen.response.split())
+    drop = PairFitter(Words(12), "drop")
     assert drop(long_answer) == (long_answer, "dropped")
+
+
+def test_fitter_cuts_the_final_turn_head_down_to_half_and_drops_what_cannot_fit():
+    fitted = Words(12).fit([{"role": "user", "content": " ".join(map(str, range(30)))}], "a b c d e f g h i j")
+    assert fitted.prompt[0]["content"].split() == ["25", "26", "27", "28", "29"]  # half the room left it
+    assert len(fitted.ids) == 12 and fitted.cut.prompt_tokens == 25 and fitted.cut.response_tokens == 5
+    huge_system = PreferenceRecord(prompt=[{"role": "system", "content": "rule " * 20},
+                                           {"role": "user", "content": "ok?"}], chosen="yes", rejected="no")
+    assert PairFitter(Words(12))(huge_system) == (huge_system, "dropped")
+    scored = Words(12).fit(huge_system.prompt, "yes")  # scoring cannot drop: the last resort fits it, flagged
+    assert not scored.fits and scored.prompt == [{"role": "user", "content": "ok?"}] and scored.response == "yes"
+    same = record(["q " * 3], "same start " * 10 + "a", "same start " * 10 + "b")
+    assert PairFitter(Words(8))(same) == (same, "dropped")  # cutting both tails left no preference
 
 
 def test_load_reports_truncated_and_dropped(tmp_path):
     rows = pairs(5, "x") + [{"prompt": "long " * 50, "chosen": "c", "rejected": "r"}]
     path = write_jsonl(tmp_path / "a.jsonl", rows)
     cfg = DataConfig(train=[PluginSpec("preference", {"path": path})])
-    truncated = load(cfg, fit=make_length_fitter(words, 16))
+    truncated = load(cfg, fit=PairFitter(Words(16)))
     assert truncated.report.splits["train"].to_json() == {"records": 6, "kept": 6, "truncated": 1, "dropped": 0}
-    dropped = load(cfg, fit=make_length_fitter(words, 16, "drop"))
+    assert (truncated.report.max_length, truncated.report.overlong) == (16, "truncate")
+    dropped = load(cfg, fit=PairFitter(Words(16), "drop"))
     assert dropped.report.splits["train"].to_json() == {"records": 6, "kept": 5, "truncated": 0, "dropped": 1}
     assert len(dropped.train) == 5
 
@@ -146,18 +182,21 @@ def test_load_reports_truncated_and_dropped(tmp_path):
 def test_fitter_with_a_real_chat_template(smollm2_dir):
     from transformers import AutoTokenizer
 
-    from realm_cli.data.length import chat_token_counter
+    from realm_cli.rewards.rm import RMFormat
 
-    count = chat_token_counter(AutoTokenizer.from_pretrained(smollm2_dir))
-    fit = make_length_fitter(count, 100)
+    fmt = RMFormat(AutoTokenizer.from_pretrained(smollm2_dir), 100)
+    count = fmt.count
+    fit = PairFitter(fmt)
     rec = record(["tell me a long story " * 10, "ok", "about the sea, please"], "Once upon a time " * 10, "No.")
-    fitted, status = fit(rec)
-    assert status == "truncated"
-    assert max(count(fitted.prompt, fitted.chosen), count(fitted.prompt, fitted.rejected)) <= 100
-    assert fitted.prompt == [{"role": "user", "content": "about the sea, please"}]
-    assert (fitted.chosen, fitted.rejected) == (rec.chosen, rec.rejected)
-    tight = make_length_fitter(count, 60)(rec)[0]  # SmolLM2's template adds a ~30-token system prompt
-    assert max(count(tight.prompt, tight.chosen), count(tight.prompt, tight.rejected)) <= 60
+    assert fit(rec) == (rec, "truncated")
+    chosen, rejected = fit.sides(rec)
+    assert max(count(chosen.prompt, chosen.response), count(rejected.prompt, rejected.response)) <= 100
+    assert max(len(chosen.ids), len(rejected.ids)) <= 100 and chosen.ids == fmt.render(chosen.prompt, chosen.response)
+    assert chosen.prompt == [{"role": "user", "content": "about the sea, please"}]
+    assert (chosen.response, rejected.response) == (rec.chosen, rec.rejected)
+    tight = PairFitter(RMFormat(fmt.tokenizer, 60))  # SmolLM2's template adds a ~30-token system prompt
+    assert tight(rec)[1] == "truncated"
+    assert max(count(f.prompt, f.response) for f in tight.sides(rec)) <= 60
 
 
 def test_report_renders_as_rich_tables(tmp_path):

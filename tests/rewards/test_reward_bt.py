@@ -35,6 +35,8 @@ def test_pair_format_is_the_tokenizers_own_sentence_pair(bert_tok):
     assert not cut
     assert ids == bert_tok("How do I boil an egg?", "Put it in boiling water for eight minutes.")["input_ids"]
     assert fmt.count([user("How do I boil an egg?")], "Put it in boiling water for eight minutes.") == len(ids)
+    fitted = fmt.fit([user("How do I boil an egg?")], "Put it in boiling water for eight minutes.")
+    assert fitted.ids == ids and not fitted.cut and fitted.fits
 
 
 def test_segment_ids_are_the_tokenizers_own(bert_tok, tiny_bert_dir):
@@ -80,15 +82,23 @@ def test_rms_trained_without_segment_ids_are_scored_without_them(tmp_path, bert_
 
 
 def test_pair_fitting_cuts_oldest_context_then_response_tail(bert_tok):
+    """The one policy (realm_cli.data.length) on the sentence-pair format: old turns go whole (they used to be cut
+    token by token from the head of the rendered prompt, leaving len(ids) == 32), then the final turn's head down to
+    its half, then the response tail."""
     fmt = rmlib.RMFormat(bert_tok, 32)
     prompt = [user("alpha " * 40), {"role": "assistant", "content": "ok"}, user("final question here")]
     ids, cut = fmt.encode(prompt, "short answer")
     text = bert_tok.decode(ids)
-    assert cut and len(ids) == 32
+    assert cut and len(ids) <= 32 and "alpha" not in text and "ok" not in text.split()
     assert "final question here" in text and "short answer" in text  # newest context and the response survive
+    assert ids == bert_tok("final question here", "short answer")["input_ids"]
+    assert fmt.fit(prompt, "short answer").cut.turns == 2
     ids, cut = fmt.encode([user("what is this")], "word " * 100)
     text = bert_tok.decode(ids)
     assert cut and len(ids) == 32 and "what is this" in text  # the prompt keeps its share; the response tail goes
+    fitted = fmt.fit([user("the question " * 40)], "word " * 100)
+    assert len(fitted.ids) == 32 and fitted.prompt[0]["content"].endswith("the question ")
+    assert len(bert_tok(fitted.prompt[0]["content"], add_special_tokens=False)["input_ids"]) >= (32 - 3) // 2
 
 
 def test_chat_fitting_drops_oldest_turns_and_keeps_the_template_ending(chat_tok):

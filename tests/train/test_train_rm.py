@@ -202,7 +202,7 @@ def test_fp16_and_gpu_recipes_on_cpu_fail_before_loading(tmp_path, tiny_bert_dir
 def test_a_mixed_validation_set_is_also_reported_per_source(tiny_bert_dir):
     from realm_cli.rewards import rm as rmlib
     from realm_cli.contracts import PreferenceRecord
-    from realm_cli.train.bt import evaluate_sets
+    from realm_cli.train.metrics import evaluate_sets
 
     def rec(source, i):
         return PreferenceRecord(prompt=[{"role": "user", "content": f"question {i}?"}], chosen=f"a long answer {i}",

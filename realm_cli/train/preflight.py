@@ -1,0 +1,62 @@
+"""What ``train-rm`` settles before any model or data is loaded: that the recipe can run on this machine, the
+precision, whether bf16 runs on fp32 master weights, and the checkpoint ``--resume`` continues from."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from realm_cli.errors import RealmError
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """auto -> bf16 where the hardware is fast at it, fp16 on older GPUs, else fp32. fp16 needs a GPU."""
+    from realm_cli.models import bf16_supported
+
+    if precision == "auto":
+        if bf16_supported(device):
+            return "bf16"
+        return "fp16" if device.startswith("cuda") else "fp32"
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise RealmError("trainer.precision=fp16 needs a CUDA GPU (loss scaling is a GPU feature); "
+                         "use precision=bf16 or auto on CPU")
+    if precision == "bf16" and device.startswith("cuda") and not bf16_supported(device):
+        raise RealmError("trainer.precision=bf16: this GPU does not support bf16; use fp16")
+    return precision
+
+
+def last_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest complete checkpoint (trainer_state.json is written last, so a kill mid-save leaves none)."""
+    done = [p for p in checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def preflight(recipe, cfg, device: str) -> None:
+    """Reject what cannot work on this machine before any model or data is loaded."""
+    if recipe.model is None:
+        raise RealmError(f"recipe {recipe.name!r}: model: required for train-rm")
+    if recipe.data is None or not recipe.data.train:
+        raise RealmError(f"recipe {recipe.name!r}: data.train: at least one dataset required for train-rm")
+    from realm_cli.recipes.launch import accelerate_settings
+
+    if not device.startswith("cuda") and not accelerate_settings(recipe.launch).get("use_cpu", False):
+        raise RealmError(f"recipe {recipe.name!r} targets a GPU (launch.accelerate_config="
+                         f"{recipe.launch.accelerate_config}) and this machine has none; run a cpu recipe "
+                         f"(cpu-minilm, cpu-smollm2-lora) or set launch.accelerate_config=cpu")
+    lora = recipe.model.lora
+    if lora is not None and lora.quantization != "none":
+        if not device.startswith("cuda"):
+            raise RealmError(f"model.lora.quantization={lora.quantization} (QLoRA) needs a CUDA GPU; "
+                             f"this machine has none (set model.lora.quantization=none)")
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise RealmError("model.lora.quantization needs bitsandbytes: pip install bitsandbytes")
+    if recipe.launch.deepspeed_config is not None and importlib.util.find_spec("deepspeed") is None:
+        raise RealmError("launch.deepspeed_config needs DeepSpeed: pip install 'realm-cli[deepspeed]'")
+
+
+def uses_master_weights(recipe, precision: str, device: str) -> bool:
+    """bf16 on a CPU, full fine-tuning, default dtype: train bf16 weights with fp32 master copies in the optimizer
+    (``realm_cli.train.master_weights``) instead of autocast over fp32 weights. LoRA keeps autocast: its trainable
+    adapters are small and already fp32."""
+    return (precision == "bf16" and not device.startswith("cuda") and recipe.model.lora is None
+            and recipe.model.dtype == "auto" and recipe.launch.deepspeed_config is None)
