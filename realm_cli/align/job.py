@@ -2,6 +2,9 @@
 checkpoints and ``--resume``, progress, the held-out base-vs-aligned report, and the final saved policy.
 
 An algorithm plugin subclasses ``AlignJob`` and implements ``train_round(round_index, prompts)``.
+
+Why this module is long: it is the one loop every algorithm runs (data, rewards, policy, rounds, checkpoints, resume,
+progress, held-out report); split, each part would be a few methods that only this class calls.
 """
 
 from __future__ import annotations
