@@ -10,7 +10,7 @@ import pytest
 from support.fake_nim import FakeNim, fake_reward
 from realm_cli.errors import RealmError
 from realm_cli.rewards.options import spec_from_cli
-from realm_plugins.rewards.blend import harmonic_blend
+from realm_cli.rewards.blend import harmonic_blend
 
 
 def sigmoid(x):
@@ -65,7 +65,7 @@ def test_options_are_validated():
 
 def test_blend_of_real_members(tmp_path):
     from realm_cli.rewards.build import build_reward
-    from realm_plugins.rewards.embedding import EmbeddingReward
+    from realm_cli.rewards.embedding import EmbeddingReward
 
     with FakeNim() as fake:
         spec = spec_from_cli("blend", ["reward.alpha=0.3", "reward.tau=10", "reward.reward.name=nim",

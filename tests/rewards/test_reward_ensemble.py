@@ -9,7 +9,7 @@ import pytest
 from support.fake_nim import FakeNim, fake_reward
 from realm_cli.errors import RealmError
 from realm_cli.rewards.options import spec_from_cli
-from realm_plugins.rewards.ensemble import zscore_within_prompts
+from realm_cli.rewards.ensemble import zscore_within_prompts
 
 A = [{"role": "user", "content": "a"}]
 B = [{"role": "user", "content": "b"}]
@@ -38,7 +38,7 @@ def test_config_checks():
 
 def test_weighted_ensemble_of_real_members(tmp_path):
     from realm_cli.rewards.build import build_reward
-    from realm_plugins.rewards.embedding import EmbeddingReward
+    from realm_cli.rewards.embedding import EmbeddingReward
 
     prompts = [A, A, A, B, B]
     responses = ["alpha", "a is the first letter", "zebra", "b", "bee"]

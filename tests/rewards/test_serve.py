@@ -51,7 +51,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def direct():
-    from realm_plugins.rewards.embedding import EmbeddingReward
+    from realm_cli.rewards.embedding import EmbeddingReward
 
     return EmbeddingReward()
 
