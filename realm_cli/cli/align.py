@@ -21,6 +21,8 @@ REWARD = typer.Option(None, "--reward", help="Reward plugin to align against (re
 ALGO = typer.Option(None, "--algo", help="dpo, ppo, rs, grpo or rloo. Without --recipe, picks the recipe "
                     "align-<algo>-smollm2-cpu.")
 ROUNDS = typer.Option(None, "--rounds", min=1, help="Rounds of sample-score-update (sets trainer.rounds).")
+OUTPUT_DIR = typer.Option(None, "--output-dir", "-o", help="Where the run writes (policy, metrics.json, "
+                          "checkpoints); sets the recipe's output_dir.")
 RECIPE = typer.Option(None, "--recipe", "-r", help="Recipe name (see `realm recipes list`) or path to a YAML file.")
 
 
@@ -30,6 +32,7 @@ def align(
     reward: str = REWARD,
     algo: str = ALGO,
     rounds: int = ROUNDS,
+    output_dir: str = OUTPUT_DIR,
     dry_run: bool = options.DRY_RUN,
     resume: bool = options.RESUME,
     launched: bool = options.LAUNCHED,
@@ -37,7 +40,7 @@ def align(
     """Align a policy against any reward (DPO, PPO, rejection sampling, GRPO, RLOO)."""
     from realm_cli.recipes import runner
 
-    built = build_recipe(recipe, algo, reward, list(overrides or []), rounds)
+    built = build_recipe(recipe, algo, reward, list(overrides or []), rounds, output_dir)
     runner.run_recipe(built, "align", dry_run=dry_run, resume=resume, launched=launched)
 
 
@@ -46,7 +49,7 @@ def default_recipe(algo: str) -> str:
 
 
 def build_recipe(ref: str | None, algo: str | None, reward: str | None, overrides: list[str],
-                 rounds: int | None = None):
+                 rounds: int | None = None, output_dir: str | None = None):
     """The validated recipe ``realm align`` runs for these flags."""
     from realm_cli.errors import RealmError
     from realm_cli.recipes import recipe as recipes
@@ -57,7 +60,8 @@ def build_recipe(ref: str | None, algo: str | None, reward: str | None, override
         ref = default_recipe(algo)
     path = recipes.find(ref)
     raw, header = recipes.read(path)
-    rest = list(overrides) + ([f"trainer.rounds={rounds}"] if rounds is not None else [])
+    rest = list(overrides) + ([f"trainer.rounds={rounds}"] if rounds is not None else []) \
+        + ([f"output_dir={output_dir}"] if output_dir is not None else [])
     trainer = raw.get("trainer") if isinstance(raw.get("trainer"), dict) else {}
     if algo is not None and trainer.get("name") != algo:
         raw["trainer"] = _trainer_block(trainer, algo)
@@ -72,9 +76,11 @@ def build_recipe(ref: str | None, algo: str | None, reward: str | None, override
             raw.pop("reward", None)
         else:
             raw["reward"] = {"name": reward, **reward_overrides(mine)}
-    if algo is not None or reward is not None or rounds is not None:  # the header is the command that runs it
+    flagged = algo is not None or reward is not None or rounds is not None or output_dir is not None
+    if flagged:  # the header is the command that runs it
         flags = [*(["--algo", algo] if algo else []), *(["--reward", reward] if reward else []),
-                 *(["--rounds", str(rounds)] if rounds is not None else [])]
+                 *(["--rounds", str(rounds)] if rounds is not None else []),
+                 *(["--output-dir", output_dir] if output_dir is not None else [])]
         header = "realm " + shlex.join(["align", "--recipe", ref, *flags, *overrides])
     elif not header:
         return recipes.load(ref, rest)  # says what the first line must be

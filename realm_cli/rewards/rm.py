@@ -251,6 +251,23 @@ def head_modules(model) -> list[str]:
     return [n for n, m in model.named_children() if n != prefix and any(True for _ in m.parameters())]
 
 
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def require_safetensors(path: str, name: str) -> None:
+    """realm loads weights from safetensors only: a pickled checkpoint (``pytorch_model.bin``) runs arbitrary code
+    when it is unpickled. A local folder with pickled weights and no safetensors is refused in one line, before
+    transformers or peft would open it (hub ids are held to the same rule by ``use_safetensors=True``)."""
+    folder = Path(path)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern))
+    if pickles:
+        raise RealmError(f"model {name!r}: {folder / pickles[0]} is a pickle and there is no .safetensors file; "
+                         f"realm loads safetensors only (unpickling runs code on load): convert it once, e.g. "
+                         f"model = AutoModel.from_pretrained(dir); model.save_pretrained(dir)")
+
+
 @dataclass
 class LoadedRM:
     model: object
@@ -273,19 +290,23 @@ def load(name: str, *, device: str | None = None, max_length: int | None = None,
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     info = RMInfo.read(Path(path)) if Path(path).is_dir() else None
     torch_dtype = models.torch_dtype(dtype)
+    require_safetensors(path, name)
     with models.loading(name):
         adapter = Path(path) / "adapter_config.json"
         if adapter.is_file():
             from peft import PeftModel
 
             base = json.loads(adapter.read_text())["base_model_name_or_path"]
+            require_safetensors(models.local_path(base), base)
             with fresh_head_expected():  # the adapter directory carries the trained head
                 model = AutoModelForSequenceClassification.from_pretrained(
-                    models.local_path(base), num_labels=1, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+                    models.local_path(base), num_labels=1, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+                    use_safetensors=True)
             model = PeftModel.from_pretrained(model, path).merge_and_unload()
         else:
             model, report = AutoModelForSequenceClassification.from_pretrained(
-                path, dtype=torch_dtype, trust_remote_code=trust_remote_code, output_loading_info=True)
+                path, dtype=torch_dtype, trust_remote_code=trust_remote_code, output_loading_info=True,
+                use_safetensors=True)
     if not adapter.is_file():
         heads = tuple(f"{h}." for h in head_modules(model))
         fresh = [k for k in report.get("missing_keys", ()) if k.startswith(heads)]

@@ -18,6 +18,7 @@ RewardTrainer subclass, its arguments, progress), ``metrics`` (validation sets, 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -30,8 +31,10 @@ from realm_cli.rewards import rm as rmlib
 from realm_cli.train.loading import load_model, load_pairs, load_tokenizer_and_config, peft_config
 from realm_cli.train.metrics import evaluate_sets, name_eval_metrics, print_table, reload_difference
 from realm_cli.train.plots import plot
-from realm_cli.train.preflight import last_checkpoint, preflight, resolve_precision, uses_master_weights
-from realm_cli.train.trainer import console, progress_callback, reward_trainer_class, training_arguments
+from realm_cli.train.preflight import describe_precision, last_checkpoint, preflight, resolve_precision, \
+    uses_master_weights
+from realm_cli.train.trainer import console, progress_callback, reward_trainer_class, time_budget_callback, \
+    training_arguments
 
 
 def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
@@ -40,6 +43,10 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     preflight(recipe, cfg, device)
     precision = resolve_precision(cfg.precision, device)
+    master = uses_master_weights(recipe, precision, device)
+    precision_mode, precision_reason = describe_precision(cfg.precision, precision, device, master)
+    if distributed.is_main_process():
+        console.print(f"precision: {precision_mode} ({precision_reason})", highlight=False)
     checkpoints = output_dir / "checkpoints"
     resume_from = None
     if resume:
@@ -67,11 +74,18 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
 
     pairs_per_step = cfg.per_device_batch_size * cfg.gradient_accumulation_steps * distributed.world_size()
     steps_hint = cfg.max_steps or math.ceil(len(train_ds) * cfg.epochs / pairs_per_step)
+    budget = None
+    if cfg.max_minutes is not None and resume_from is not None:
+        # The budget was spent planning the first run: continue its plan (its LR schedule), do not plan anew.
+        planned = json.loads((resume_from / "trainer_state.json").read_text()).get("max_steps")
+        if planned:
+            cfg = dataclasses.replace(cfg, max_steps=int(planned))
+    elif cfg.max_minutes is not None:
+        budget = time_budget_callback(cfg.max_minutes)
     args = RewardConfig(**training_arguments(cfg, recipe, checkpoints, precision, device, steps_hint))
     from transformers import set_seed
 
     set_seed(recipe.seed)  # the new score head is random: same seed, same head
-    master = uses_master_weights(recipe, precision, device)
     model = load_model(recipe.model, tokenizer, precision, master)
     segment_ids = rmlib.attach_segment_ids(model, fmt)
     lora = recipe.model.lora
@@ -87,6 +101,9 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
         peft_config=peft_config(model, lora) if lora is not None else None, callbacks=[progress],
         optimizer_cls_and_kwargs=optimizer)
     progress.trainer = trainer
+    if budget is not None:
+        budget.trainer = trainer
+        trainer.add_callback(budget)
     trainer.remove_callback(PrinterCallback)  # the rich line replaces its printed log dicts
     if trainer.args.n_gpu > 1:
         raise RealmError("several GPUs are visible to one process: use a multi_gpu recipe (accelerate launch)")
@@ -106,12 +123,18 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
                   "steps_this_run": trained_steps, "resumed_from": str(resume_from) if resume_from else None,
                   "epochs": trainer.state.epoch, "loss": result.training_loss, "seconds": round(train_seconds, 2),
                   "pairs_per_second": round(trained_steps * pairs_per_step / max(train_seconds, 1e-9), 2),
-                  "precision": precision, "master_weights": master, "max_length": max_length, "format": fmt.format,
+                  "precision": precision, "precision_mode": precision_mode, "precision_reason": precision_reason,
+                  "master_weights": master, "max_length": max_length, "format": fmt.format,
                   "world_size": distributed.world_size(), "lora": lora is not None},
         "data": splits.report.to_json(),
         "reward_stats": {"mean": seen_mean, "std": seen_std, "window": len(trainer.seen_rewards)},
         "eval_log": name_eval_metrics(trainer.state.log_history),
     }
+    if cfg.max_minutes is not None:
+        plan = dict(budget.plan or {"max_minutes": cfg.max_minutes, "planned_steps": None}) if budget else \
+            {"max_minutes": cfg.max_minutes, "planned_steps": cfg.max_steps, "resumed": True}
+        plan["wall_seconds"] = round(train_seconds, 2)
+        metrics["train"]["time_budget"] = plan
     if distributed.rank() != 0:
         return metrics
     tokenizer.save_pretrained(str(output_dir))

@@ -18,6 +18,7 @@ def load_tokenizer_and_config(model_cfg):
     from realm_cli import models
 
     path = models.local_path(model_cfg.name)
+    rmlib.require_safetensors(path, model_cfg.name)  # refused before any data is read
     tokenizer = rmlib.load_tokenizer(path, model_cfg.name, model_cfg.trust_remote_code, model_cfg.revision)
     with models.loading(model_cfg.name):
         config = AutoConfig.from_pretrained(path, trust_remote_code=model_cfg.trust_remote_code,
@@ -102,11 +103,12 @@ def load_model(model_cfg, tokenizer, precision: str, master_weights: bool = Fals
     lora = model_cfg.lora
     if lora is not None and lora.quantization != "none":
         kwargs["quantization_config"] = quantization_config(lora.quantization, precision)
+    rmlib.require_safetensors(path, model_cfg.name)  # a pickled checkpoint runs code on load
     # A fresh score head is the point of training; transformers' "newly initialized" load report would only alarm.
     with models.loading(model_cfg.name), rmlib.fresh_head_expected():
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=1, dtype=dtype, trust_remote_code=model_cfg.trust_remote_code,
-            revision=model_cfg.revision, **kwargs)
+            revision=model_cfg.revision, use_safetensors=True, **kwargs)
     rmlib.ensure_pad_token(tokenizer, model, model_cfg.name)
     if master_weights:  # the BT loss (and TRL's accuracy/centering) in fp32, not on bf16-rounded rewards
         model.register_forward_hook(_float_logits)

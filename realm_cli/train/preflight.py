@@ -4,6 +4,7 @@ precision, whether bf16 runs on fp32 master weights, and the checkpoint ``--resu
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 from realm_cli.errors import RealmError
@@ -25,10 +26,53 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
+def _cpu_bf16_units() -> str | None:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else None
+
+
+def describe_precision(asked: str, precision: str, device: str, master: bool) -> tuple[str, str]:
+    """What ``train-rm`` computes in and why, for the line printed at the start of a run and for metrics.json:
+    (``bf16 weights + fp32 master copies``, ``AVX512-BF16 CPU``) and the like."""
+    from realm_cli.models import bf16_supported
+
+    gpu = device.startswith("cuda")
+    if gpu:
+        mode = {"bf16": "bf16 mixed precision (fp32 weights)", "fp16": "fp16 mixed precision (fp32 weights, loss "
+                "scaling)", "fp32": "fp32"}[precision]
+    elif precision == "bf16":
+        mode = "bf16 weights + fp32 master copies" if master else "bf16 autocast over fp32 weights"
+    else:
+        mode = "fp32"
+    if asked != "auto":
+        reason = f"trainer.precision={asked}"
+        if precision == "bf16" and not gpu and not bf16_supported(device):
+            reason += "; this CPU has no bf16 units, so it is emulated and slow"
+    elif gpu:
+        reason = "this GPU supports bf16" if precision == "bf16" else "this GPU has no bf16"
+    elif precision == "bf16":
+        reason = f"{_cpu_bf16_units() or 'bf16-capable'} CPU"
+    else:
+        reason = "this CPU has no bf16 units: no AMX, no AVX512-BF16"
+    return mode, reason
+
+
 def last_checkpoint(checkpoints: Path) -> Path | None:
-    """The newest complete checkpoint (trainer_state.json is written last, so a kill mid-save leaves none)."""
+    """The newest complete checkpoint (trainer_state.json is written last, so a kill mid-save leaves none). Its
+    trainer_state.json must parse: a corrupt one is a one-line error here, not a traceback from deep in HF."""
     done = [p for p in checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    last = max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    if last is not None:
+        state = last / "trainer_state.json"
+        try:
+            json.loads(state.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RealmError(f"{state}: not valid JSON ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                             f"); delete that checkpoint or start without --resume") from None
+    return last
 
 
 def preflight(recipe, cfg, device: str) -> None:

@@ -3,6 +3,8 @@ the rewards it sees, and the progress line."""
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from collections import deque
 from pathlib import Path
@@ -139,7 +141,7 @@ def progress_callback(total_pairs_per_step: int):
             run = self.trainer.running if self.trainer is not None else {}
             stats = (f"loss {run['loss']:.4f} acc {run['accuracy']:.3f} " if run.get("loss") is not None else "") \
                 + f"{self.rate(state):.1f} pairs/s"
-            self.progress.update(self.task, completed=state.global_step, stats=stats)
+            self.progress.update(self.task, completed=state.global_step, total=state.max_steps, stats=stats)
 
         def on_log(self, args, state, control, logs=None, **kw):
             # Redirected output (CI, nohup) gets no live bar: one plain line per logging step instead.
@@ -153,3 +155,89 @@ def progress_callback(total_pairs_per_step: int):
                 self.progress.stop()
 
     return RichProgress()
+
+
+KERNEL_STEPS = 2  # optimizer steps not timed by the time budget (first-call kernel set-up, allocator growth)
+PROBE_STEPS = 5  # optimizer steps timed to plan the run
+
+
+def rescale_schedule(scheduler, total: int, warmup: int) -> bool:
+    """Point HF's LambdaLR schedules (linear, cosine, ... built as ``partial(..., num_warmup_steps=,
+    num_training_steps=)``) at a new total and warmup, and set the optimizer's current learning rate to match.
+    False where the schedule has no such lambda (nothing to rescale)."""
+    sched = getattr(scheduler, "scheduler", scheduler)  # accelerate's wrapper
+    lambdas = getattr(sched, "lr_lambdas", None)
+    if not lambdas:
+        return False
+    changed, new = False, []
+    for fn in lambdas:
+        keys = getattr(fn, "keywords", None) or {}
+        if isinstance(fn, functools.partial) and ({"num_training_steps", "num_warmup_steps"} & set(keys)):
+            kw = dict(keys)
+            if "num_training_steps" in kw:
+                kw["num_training_steps"] = total
+            if "num_warmup_steps" in kw:
+                kw["num_warmup_steps"] = warmup
+            fn, changed = functools.partial(fn.func, *fn.args, **kw), True
+        new.append(fn)
+    sched.lr_lambdas = new
+    lrs = [base * fn(sched.last_epoch) for base, fn in zip(sched.base_lrs, sched.lr_lambdas)]
+    for group, lr in zip(sched.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    sched._last_lr = lrs
+    return changed
+
+
+def time_budget_callback(max_minutes: float, kernel_steps: int = KERNEL_STEPS, probe_steps: int = PROBE_STEPS):
+    """``trainer.max_minutes``: after ``kernel_steps`` untimed steps, time ``probe_steps`` more, then set the run's
+    step count so that the whole training loop fits the budget, and stretch or shrink the learning-rate schedule
+    (warmup kept proportional) to end on that step: the LR reaches its end value when the budget does, rather than
+    the run being cut mid-schedule. The epoch count becomes an upper bound (never more steps than it gives).
+    Evaluation during training (``eval_steps``) is not in the per-step estimate."""
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def __init__(self):
+            self.trainer = None
+            self.plan: dict | None = None
+            self.t0 = self.t_probe = 0.0
+            self.start_step = 0
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+            self.start_step = state.global_step
+
+        def on_step_end(self, args, state, control, **kw):
+            done = state.global_step - self.start_step
+            now = time.perf_counter()
+            if done == kernel_steps:
+                self.t_probe = now
+            if self.plan is None and done == kernel_steps + probe_steps:
+                per_step, elapsed = _slowest_rank(args, (now - self.t_probe) / probe_steps, now - self.t0)
+                left = max_minutes * 60 - elapsed
+                planned = min(state.max_steps, state.global_step + max(0, math.floor(left / per_step)))
+                self.plan = {"max_minutes": max_minutes, "seconds_per_step": round(per_step, 4),
+                             "probe_steps": probe_steps, "untimed_steps": kernel_steps,
+                             "steps_without_budget": state.max_steps, "planned_steps": planned}
+                if planned < state.max_steps:
+                    state.max_steps = planned
+                    if self.trainer is not None and self.trainer.lr_scheduler is not None:
+                        rescale_schedule(self.trainer.lr_scheduler, planned, args.get_warmup_steps(planned))
+            if self.plan is not None and state.global_step >= state.max_steps:
+                control.should_training_stop = True
+                control.should_log = True  # the last step's loss and (end-of-schedule) learning rate
+                if args.save_strategy == "steps":
+                    control.should_save = True
+
+    return TimeBudget()
+
+
+def _slowest_rank(args, per_step: float, elapsed: float) -> tuple[float, float]:
+    """Every process must plan the same step count (or the collectives would hang): plan for the slowest."""
+    import torch
+
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return per_step, elapsed
+    t = torch.tensor([per_step, elapsed], dtype=torch.float64, device=args.device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return float(t[0]), float(t[1])

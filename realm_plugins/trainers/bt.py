@@ -19,6 +19,9 @@ class Config:
     learning_rate: float = 5e-5
     epochs: float = 1.0
     max_steps: int | None = None  # overrides epochs when set
+    # Training time budget in minutes: the first steps are timed and the run (and its LR schedule, warmup kept
+    # proportional) planned to end when the budget does; epochs/max_steps are then an upper bound.
+    max_minutes: float | None = None
     per_device_batch_size: int = 8  # pairs per device per step (chosen + rejected = 2x rows in one forward)
     gradient_accumulation_steps: int = 1
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
@@ -44,6 +47,8 @@ class Config:
                 raise ValueError(f"{name} must be positive")
         if self.max_steps is not None and self.max_steps <= 0:
             raise ValueError("max_steps must be positive")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError("max_minutes must be positive")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("warmup_ratio must be in [0, 1)")
 

@@ -81,3 +81,16 @@ def test_every_shipped_align_recipe_validates():
     assert {f"align-{a}-smollm2-cpu" for a in ("dpo", "ppo", "rs", "grpo", "rloo")} <= set(names)
     for name in names:
         assert recipes.load(name).trainer.name in ("dpo", "ppo", "rs", "grpo", "rloo")
+
+
+@pytest.mark.parametrize("command", [["align", "--algo", "rs", "--reward", "embedding"],
+                                     ["align", "--recipe", "align-dpo-smollm2-cpu"],
+                                     ["train-rm", "--recipe", "cpu-minilm"]])
+@pytest.mark.parametrize("flag", ["-o", "--output-dir"])
+def test_output_dir_flag_sets_the_recipes_output_dir(tmp_path, command, flag):
+    target = str(tmp_path / "my-run")
+    result = CliRunner().invoke(build_app(), [*command, flag, target, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.output.split("\n", 1)[1])
+    assert resolved["output_dir"] == target
+    assert not (tmp_path / "my-run").exists()  # a dry run writes nothing
