@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from realm_cli.evaluate.stats import nanmean, win_rate
+from realm_cli.evaluate.stats import format_ci, nanmean, win_rate
 
 
 def per_prompt(values: list[float], prompt_index: list[int], n_prompts: int) -> list[float]:
@@ -20,13 +20,17 @@ def per_prompt(values: list[float], prompt_index: list[int], n_prompts: int) -> 
     return [nanmean(b) for b in buckets]
 
 
-def summarise(base: dict, aligned: dict, reward_names: list[str], kl: float, n_prompts: int) -> dict:
-    """``base``/``aligned``: {"prompt_index": [...], "scores": {reward name: [...]}, "lengths": [...]}."""
+def summarise(base: dict, aligned: dict, reward_names: list[str], kl: float, n_prompts: int, *,
+              resamples: int = 1000, seed: int = 0) -> dict:
+    """``base``/``aligned``: {"prompt_index": [...], "scores": {reward name: [...]}, "lengths": [...]}.
+    Each reward's win-rate carries its 95% bootstrap interval over the prompts (``ci95``, ``ci_resamples``,
+    ``ci_seed``)."""
     out = {"heldout_prompts": n_prompts, "heldout_kl_to_base": kl}
     for name in reward_names:
         b = per_prompt(base["scores"][name], base["prompt_index"], n_prompts)
         a = per_prompt(aligned["scores"][name], aligned["prompt_index"], n_prompts)
-        out[name] = {"base_mean": nanmean(b), "aligned_mean": nanmean(a), **win_rate(a, b)}
+        out[name] = {"base_mean": nanmean(b), "aligned_mean": nanmean(a),
+                     **win_rate(a, b, resamples=resamples, seed=seed)}
     out["base_length"] = nanmean(base["lengths"])
     out["aligned_length"] = nanmean(aligned["lengths"])
     return out
@@ -42,14 +46,18 @@ def write_responses(path: Path, prompts, base: dict, aligned: dict) -> None:
 
 
 def print_summary(summary: dict, reward_names: list[str], console: Console) -> None:
+    first = summary[reward_names[0]] if reward_names else {}
     table = Table(title=f"held-out: aligned vs base ({summary['heldout_prompts']} prompts, "
-                        f"KL to base {summary['heldout_kl_to_base']:.3f} nats)")
-    for col in ("reward", "base mean", "aligned mean", "win-rate", "W/T/L", "unscored"):
+                        f"KL to base {summary['heldout_kl_to_base']:.3f} nats)",
+                  caption=f"win-rate: ties count half; intervals: 95% bootstrap over the prompts "
+                          f"({first.get('ci_resamples', 1000)} resamples, seed {first.get('ci_seed', 0)})")
+    for col in ("reward", "base mean", "aligned mean", "win-rate [95% CI]", "W/T/L", "unscored"):
         table.add_column(col, justify="right" if col != "reward" else "left")
     for i, name in enumerate(reward_names):
         s = summary[name]
         label = f"{name} ({'training' if i == 0 else 'second'})"
-        table.add_row(label, f"{s['base_mean']:.4f}", f"{s['aligned_mean']:.4f}", f"{s['win_rate']:.2f}",
+        table.add_row(label, f"{s['base_mean']:.4f}", f"{s['aligned_mean']:.4f}",
+                      format_ci(s["win_rate"], s.get("ci95"), digits=2),
                       f"{s['wins']}/{s['ties']}/{s['losses']}", str(s["unscored"]))
     console.print(table)
 

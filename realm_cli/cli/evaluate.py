@@ -29,7 +29,8 @@ class EvalGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-app = typer.Typer(cls=EvalGroup, help="Evaluate rewards and policies (RewardBench, TruthfulQA, preference pairs).",
+app = typer.Typer(cls=EvalGroup,
+                  help="Evaluate rewards and policies (RewardBench, RM-Bench, TruthfulQA, preference pairs).",
                   invoke_without_command=True)
 
 OVERRIDES = typer.Argument(None, help="Dotted overrides of the evaluator block, e.g. reward.path=runs/cpu-minilm.",
@@ -154,4 +155,25 @@ def preference(
         sets[label or Path(value).stem.split(".")[0] or value] = [
             dataset_block(value, dataset=dataset, limit=limit)]
     block = {"name": "preference", "reward": {"name": reward}, "sets": sets}
+    run_evaluator(ctx, block, overrides, output_dir, dry_run)
+
+
+@app.command("rm-bench")
+def rm_bench(
+    ctx: typer.Context,
+    reward: str = typer.Option(..., "--reward", help="Reward plugin name (see `realm plugins`)."),
+    data: list[str] = typer.Option(["rm-bench"], "--data",
+                                   help="rm-bench (hub THU-KEG/RM-Bench), or an RM-Bench file (JSON or JSONL rows "
+                                        "id, prompt, chosen[3], rejected[3], domain). Repeatable."),
+    dataset: str | None = options.DATASET,
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N items of each dataset (3N style "
+                                                           "pairs)."),
+    output_dir: str | None = OUTPUT,
+    dry_run: bool = options.DRY_RUN,
+    overrides: list[str] = OVERRIDES,
+):
+    """RM-Bench with any reward: hard/normal/easy style accuracy per domain and overall, with 95% intervals."""
+    styles = 3  # the rm-bench dataset gives one record per style of an item
+    blocks = [dataset_block(d, dataset=dataset, limit=None if limit is None else limit * styles) for d in data]
+    block = {"name": "rm-bench", "reward": {"name": reward}, "data": blocks}
     run_evaluator(ctx, block, overrides, output_dir, dry_run)

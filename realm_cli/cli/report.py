@@ -15,14 +15,23 @@ def report(
                                     help="Where report.json and report.png go."),
     shared_only: bool = typer.Option(False, "--shared-only", help="Show only metrics present in two runs or more."),
 ):
-    """Compare the metrics of several runs (train-rm, align, eval) in one table, JSON and PNG."""
+    """Compare the metrics of several runs (train-rm, align, eval) in one table, JSON and PNG; eval runs are also
+    tested against the first run on their shared items (McNemar for pair accuracy, paired bootstrap for means)."""
     from rich.console import Console
 
     from realm_cli.evaluate import report as run_report
 
     result = run_report.write([Path(d) for d in run_dirs], output_dir)
     console = Console()
-    console.print(run_report.table(result, only_shared=shared_only))
+    if shared_only and not result["shared"]:
+        console.print(f"no metric is shared by two or more of the {len(result['runs'])} runs: nothing to show with "
+                      f"--shared-only", highlight=False, soft_wrap=True)
+    else:
+        console.print(run_report.table(result, only_shared=shared_only))
+    for paired in run_report.paired_tables(result):
+        console.print(paired)
+    for note in result["paired_notes"]:
+        console.print(note, highlight=False, soft_wrap=True)
     console.print(f"[dim]wrote {output_dir / 'report.json'}"
                   + (f" and {output_dir / 'report.png'}" if result["plot"] else "") + "[/dim]", highlight=False)
 

@@ -13,6 +13,15 @@ The overall score is the unweighted mean of the six subsets (V2_SUBSETS); with s
 present ones, marked partial.
 
 Scores of ``nan`` (a reward that could not score a sample) are excluded from the accuracies and counted.
+
+Every score carries a 95% bootstrap interval (``v1_intervals``, ``v2_intervals``: what each resamples is in their
+docstrings), every subset counts its exact score ties (``exact_ties``), and every result file records how the
+reward scored (``scoring_record``: max_length, precision/dtype, truncation); ``fp32_reward`` scores in fp32 unless
+the reward block asks for bf16.
+
+Why this module is long: the v1 and v2 protocols, the Ties rule, their intervals and the scoring settings share one
+vocabulary (subsets, sections, items, the official weights) and are checked by hand in one test file; split, each
+part would re-import the others.
 """
 
 from __future__ import annotations
@@ -256,3 +265,144 @@ def v2_summary(items: Iterable[tuple[str, str, Sequence[float], Sequence[float]]
         "missing_subsets": missing,
         "other_subsets": [s for s in subsets if s not in V2_SUBSETS],
     }
+
+
+# --- intervals, exact ties and the scoring settings every result file records -------------------------------------
+def _avg(values) -> float:
+    return float(values.mean()) if hasattr(values, "mean") else sum(values) / len(values)
+
+
+def v1_intervals(summary: dict, correct: dict[str, list[float]], *, resamples: int, seed: int) -> None:
+    """Add 95% bootstrap intervals to a v1 summary, in place. A subset: its pairs resampled. A section and the
+    overall: a stratified bootstrap, each subset's pairs resampled within that subset (its size kept), the subset
+    accuracies recombined with the official EXAMPLE_COUNTS weights (and the sections averaged for the overall).
+    ``correct``: subset -> 1/0 per scored pair."""
+    from realm_cli.evaluate.stats import ci_fields
+
+    kw = {"resamples": resamples, "seed": seed}
+    for name, row in summary["subsets"].items():
+        row.update(ci_fields(correct.get(name, []), **kw))
+
+    def sections(drawn: dict) -> dict:
+        return section_scores({s: _avg(v) for s, v in drawn.items()})
+
+    for name, sec in summary["sections"].items():
+        sec.update(ci_fields({s: correct[s] for s in sec["subsets"]},
+                             lambda drawn, name=name: sections(drawn)[name]["score"], **kw))
+    if summary["overall"] is not None:
+        strata = {s: correct[s] for sec in summary["sections"].values() for s in sec["subsets"]}
+        fields = ci_fields(strata, lambda drawn: _mean(s["score"] for s in sections(drawn).values()), **kw)
+        summary["overall_ci95"] = fields.pop("ci95")
+        summary.update(fields)
+
+
+def _ties_units(items: list[tuple[str, Sequence[float], Sequence[float]]]) -> list[list[tuple]]:
+    """Ties items grouped by prompt number N (its ref and tied rows together): the unit a bootstrap resamples."""
+    groups: dict[int, list[tuple]] = {}
+    for item_id, correct, incorrect in items:
+        kind, number = ties_key(item_id)
+        groups.setdefault(number, []).append((kind, correct, incorrect))
+    return list(groups.values())
+
+
+def _ties_of_units(units) -> float | None:
+    """``ties_score`` of resampled prompt groups: the k-th drawn group is renumbered k, so a prompt drawn twice
+    counts twice instead of pooling with itself."""
+    return ties_score((f"{kind}:{k}", c, r) for k, unit in enumerate(units) for kind, c, r in unit)["score"]
+
+
+def v2_intervals(summary: dict, items: list[tuple[str, str, Sequence[float], Sequence[float]]], *, resamples: int,
+                 seed: int) -> None:
+    """Add 95% bootstrap intervals to a v2 summary, in place: a best-of-n subset resamples its items; Ties resamples
+    its prompts (a prompt's ref and tied rows together); the overall is a stratified bootstrap over the subsets it
+    averages. ``items``: ``(subset, id, chosen scores, rejected scores)``, nan-scored ones included (left out)."""
+    from realm_cli.evaluate.stats import ci_fields
+
+    kw = {"resamples": resamples, "seed": seed}
+    strata: dict[str, list] = {}
+    for subset, item_id, c, r in items:
+        if has_nan(c, r):
+            continue
+        if subset == TIES:
+            strata.setdefault(subset, []).append((item_id, c, r))
+        else:
+            strata.setdefault(subset, []).append(v2_item_result(subset, item_id, c, r))
+    if TIES in strata:
+        strata[TIES] = _ties_units(strata[TIES])
+    for name, row in summary["subsets"].items():
+        row.update(ci_fields(strata.get(name, []), _ties_of_units if name == TIES else None, **kw))
+
+    def overall(drawn: dict) -> float | None:
+        scores = [_ties_of_units(v) if s == TIES else _avg(v) for s, v in drawn.items()]
+        return None if any(x is None for x in scores) else sum(scores) / len(scores)
+
+    if summary["overall"] is not None:
+        present = [s for s in V2_SUBSETS if s in summary["subsets"] and summary["subsets"][s]["accuracy"] is not None]
+        fields = ci_fields({s: strata[s] for s in present}, overall, **kw)
+        summary["overall_ci95"] = fields.pop("ci95")
+        summary.update(fields)
+
+
+def exact_ties(subset: str, chosen: Sequence[float], rejected: Sequence[float]) -> bool:
+    """Whether an item's verdict rests on an exact score tie (counted wrong in v1, shared credit in v2): v1, a pair
+    with equal scores; v2, a chosen response sharing the top score; Ties, a correct answer scoring exactly as an
+    incorrect one. Low-precision scoring makes these common; realm scores in fp32 by default and counts them."""
+    if has_nan(chosen, rejected):
+        return False
+    if subset == TIES:
+        return bool(set(chosen) & set(rejected))
+    return max(chosen) == max(rejected)
+
+
+# The reward options realm scores RewardBench (and RM-Bench) with, and what every result file records about them.
+TRUNCATION = {
+    "fit": "realm's cut order (realm_cli.data.length): oldest prompt turns, then the head of the final prompt turn "
+           "(keeping half the room), then the tail of the response",
+}
+
+
+def fp32_reward(spec):
+    """The reward spec with precision ``auto`` turned to ``fp32`` (for rewards with a ``precision`` option, e.g.
+    bt, qrm): bf16 scores tie exactly far more often, and a v1 tie counts wrong. An explicit bf16/fp16 is kept."""
+    import dataclasses
+
+    from realm_cli import plugins
+    from realm_cli.config import PluginSpec
+
+    options = spec.options
+    if dataclasses.is_dataclass(options):
+        if getattr(options, "precision", None) == "auto":
+            return PluginSpec(spec.name, dataclasses.replace(options, precision="fp32"))
+        return spec
+    cls = plugins.config_class("reward", spec.name, f"reward {spec.name}")
+    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    if "precision" in names and (options or {}).get("precision", "auto") == "auto":
+        return PluginSpec(spec.name, {**(options or {}), "precision": "fp32"})
+    return spec
+
+
+def scoring_record(reward, texts: Sequence[tuple] = ()) -> dict:
+    """``{"max_length", "precision", "dtype", "truncation", "truncated_inputs"}`` of a reward that has scored:
+    the effective max_length (a bt reward's loaded format, else its option), the precision option and the dtype it
+    computes in, how over-long inputs are cut, and how many of ``texts`` ((prompt messages, response) pairs) were
+    cut when the reward can tell. None where the reward has no such setting (its own business, e.g. embedding)."""
+    config = getattr(reward, "config", None)
+    precision = getattr(config, "precision", None)
+    max_length = getattr(config, "max_length", None)
+    loaded = getattr(reward, "rm", None) if isinstance(getattr(type(reward), "rm", None), property) else None
+    fmt = getattr(loaded, "format", None)
+    if getattr(fmt, "max_length", None):
+        max_length = fmt.max_length
+    device = getattr(loaded, "device", None) or getattr(reward, "device", None)
+    device = None if device is None else str(device)
+    dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(precision)
+    if precision == "auto" and device is not None:
+        from realm_cli import models
+
+        dtype = "bfloat16" if models.bf16_supported(device) else "float32"
+    truncated = None
+    if fmt is not None and hasattr(fmt, "encode") and texts:
+        truncated = sum(1 for prompt, response in texts if fmt.encode(prompt, response)[1])
+    truncation = TRUNCATION["fit"] if fmt is not None else ("the reward's own" if max_length else None)
+    return {"max_length": max_length, "precision": precision, "dtype": dtype, "truncation": truncation,
+            "truncated_inputs": truncated}

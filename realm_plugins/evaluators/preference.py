@@ -1,5 +1,6 @@
-"""Preference accuracy of any reward on named validation sets: accuracy, margins, score distributions, and the
-calibration of sigmoid(margin) (ECE and a reliability plot)."""
+"""Preference accuracy of any reward on named validation sets: accuracy with its 95% bootstrap interval, margins,
+score distributions, the calibration of sigmoid(margin) (ECE and a reliability plot), and the length baselines on
+the same pairs ("longer wins", "shorter wins"), side by side per set in a transfer table."""
 
 from __future__ import annotations
 
@@ -22,12 +23,16 @@ class PreferenceEvalConfig:
     batch_size: int = 64
     bins: int = 10  # reliability bins over confidence [0.5, 1]
     plot: bool = True
+    ci_resamples: int = 1000  # bootstrap resamples of every 95% interval
+    ci_seed: int = 0
 
     def __post_init__(self):
         if not self.sets:
             raise ValueError("sets: at least one named validation set is required")
         if self.bins < 1:
             raise ValueError(f"bins: expected a positive integer, got {self.bins}")
+        if self.ci_resamples < 1:
+            raise ValueError(f"ci_resamples: expected a positive integer, got {self.ci_resamples}")
 
 
 def score_pairs(reward, records: list, batch_size: int, progress, label: str) -> tuple[list[float], list[float]]:
@@ -50,6 +55,8 @@ def plot(results: dict[str, dict], scores: dict[str, tuple], path: Path, reward_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from realm_cli.evaluate.stats import format_ci
+
     names = list(results)
     fig, axes = plt.subplots(2, len(names), figsize=(4.5 * len(names), 7), squeeze=False)
     for col, name in enumerate(names):
@@ -57,7 +64,7 @@ def plot(results: dict[str, dict], scores: dict[str, tuple], path: Path, reward_
         hist = axes[0][col]
         hist.hist([c for c in chosen if c == c], bins=30, alpha=0.6, label="chosen")
         hist.hist([r for r in rejected if r == r], bins=30, alpha=0.6, label="rejected")
-        hist.set_title(f"{name}: acc {results[name]['accuracy']:.3f}")
+        hist.set_title(f"{name}: acc {format_ci(results[name]['accuracy'], results[name]['ci95'])}")
         hist.set_xlabel("score")
         hist.legend()
         rel = axes[1][col]
@@ -79,15 +86,60 @@ def plot(results: dict[str, dict], scores: dict[str, tuple], path: Path, reward_
 def print_table(results: dict[str, dict], reward_name: str, console) -> None:
     from rich.table import Table
 
-    table = Table(title=f"preference pairs — reward {reward_name}")
-    cols = ("set", "pairs", "unscored", "accuracy", "ties", "mean margin", "chosen μ±σ", "rejected μ±σ", "ECE")
+    from realm_cli.evaluate.stats import format_ci
+
+    first = next(iter(results.values()))
+    table = Table(title=f"preference pairs — reward {reward_name}",
+                  caption=f"intervals: 95% bootstrap over the pairs ({first['ci_resamples']} resamples, seed "
+                          f"{first['ci_seed']}); a tie counts wrong")
+    cols = ("set", "pairs", "unscored", "accuracy [95% CI]", "ties", "mean margin", "chosen μ±σ", "rejected μ±σ",
+            "ECE")
     for col in cols:
-        table.add_column(col, justify="left" if col == "set" else "right")
+        table.add_column(col, justify="left" if col == "set" else "right",
+                         overflow="fold")
     for name, r in results.items():
-        table.add_row(name, str(r["pairs"]), str(r["unscored"]), f"{r['accuracy']:.4f}", str(r["ties"]),
+        table.add_row(name, str(r["pairs"]), str(r["unscored"]), format_ci(r["accuracy"], r["ci95"]), str(r["ties"]),
                       f"{r['mean_margin']:.4f}", f"{r['chosen_mean']:.3f}±{r['chosen_std']:.3f}",
                       f"{r['rejected_mean']:.3f}±{r['rejected_std']:.3f}", f"{r['ece']:.4f}")
     console.print(table)
+
+
+def transfer_table(results: dict[str, dict], reward_name: str):
+    """Every named set at a glance: the reward's accuracy beside what length alone gets on the same pairs, and its
+    margin over the better length baseline (paired bootstrap) — a reward that only learned "longer is better"
+    shows up here on the sets it was not trained on."""
+    from rich.table import Table
+
+    from realm_cli.evaluate.stats import beats, format_ci
+
+    table = Table(title=f"transfer: accuracy vs length baselines — reward {reward_name}",
+                  caption="lengths in characters, equal lengths count wrong for both baselines; margin = RM minus "
+                          "the better baseline, 95% paired bootstrap; beats it? yes/no when the interval excludes 0")
+    for col in ("set", "RM [95% CI]", "longer wins", "shorter wins", "RM | longer rejected", "margin [95% CI]",
+                "beats it?"):
+        table.add_column(col, justify="left" if col == "set" else "right",
+                         overflow="fold")
+    for name, r in results.items():
+        length = r["length"]
+        where, margin = length["rm_where_longer_rejected"], length["margin_over_best_baseline"]
+        table.add_row(name, format_ci(r["accuracy"], r["ci95"]),
+                      format_ci(length["longer_wins"]["accuracy"], length["longer_wins"]["ci95"]),
+                      format_ci(length["shorter_wins"]["accuracy"], length["shorter_wins"]["ci95"]),
+                      f"{format_ci(where['accuracy'])} (n={where['n']})", format_ci(margin["diff"], margin["ci95"]),
+                      beats(margin))
+    return table
+
+
+def with_lengths(summary: dict, records: list, chosen: list[float], rejected: list[float], kw: dict) -> dict:
+    """``summary`` plus the length baselines over its scored pairs (the same pairs its accuracy counts)."""
+    import math
+
+    from realm_cli.evaluate.stats import length_baselines
+
+    kept = [(r, c > j) for r, c, j in zip(records, chosen, rejected) if not (math.isnan(c) or math.isnan(j))]
+    summary["length"] = length_baselines([len(r.chosen) for r, _ in kept], [len(r.rejected) for r, _ in kept],
+                                         [ok for _, ok in kept], **kw)
+    return summary
 
 
 class PreferenceEvaluator(Evaluator):
@@ -97,6 +149,7 @@ class PreferenceEvaluator(Evaluator):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from realm_cli.evaluate.reward_bench import scoring_record
         from realm_cli.evaluate.stats import pair_summary
         from realm_cli.data.load import DataConfig, load
         from realm_cli.rewards.build import build_reward
@@ -111,20 +164,28 @@ class PreferenceEvaluator(Evaluator):
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeRemainingColumn(), console=console) as progress:
+                kw = {"resamples": self.config.ci_resamples, "seed": self.config.ci_seed}
                 for name, records in splits.validation.items():
                     scores[name] = score_pairs(reward, records, self.config.batch_size, progress, name)
-                    results[name] = pair_summary(*scores[name], n_bins=self.config.bins)
+                    results[name] = with_lengths(pair_summary(*scores[name], n_bins=self.config.bins, **kw),
+                                                 records, *scores[name], kw)
+            # how the reward scored (max_length, precision/dtype, truncation), as the RewardBench files record it
+            scoring = scoring_record(reward, [(r.prompt, text) for recs in splits.validation.values()
+                                              for r in recs for text in (r.chosen, r.rejected)])
         finally:
             reward.close()
         output_dir.mkdir(parents=True, exist_ok=True)
-        per_pair = {name: [{"id": r.id, "chosen": c, "rejected": j}
+        # per pair: its id (realm report pairs two runs by it), both scores, and whether the chosen one won (null:
+        # not scored)
+        per_pair = {name: [{"id": r.id, "chosen": c, "rejected": j, "correct": None if c != c or j != j else c > j}
                            for r, c, j in zip(splits.validation[name], *scores[name])] for name in results}
         (output_dir / "preference.json").write_text(json.dumps(
-            {"reward": self.config.reward.name, "sets": results, "data": splits.report.to_json(),
+            {"reward": self.config.reward.name, "scoring": scoring, "sets": results, "data": splits.report.to_json(),
              "per_pair": per_pair}, indent=1) + "\n")
         if self.config.plot:
             plot(results, scores, output_dir / "preference.png", self.config.reward.name)
         print_table(results, self.config.reward.name, console)
+        console.print(transfer_table(results, self.config.reward.name))
         return {name: {k: v for k, v in r.items() if k != "reliability"} for name, r in results.items()}
 
 

@@ -1,6 +1,8 @@
 """RewardBench with any reward plugin: v1 pairs (strict `>`, subsets, count-weighted sections, overall) and
-RewardBench 2 items (best-of-n, the Ties rule, mean of subsets); a rich table, reward-bench-style JSON, and a PNG by
-subset."""
+RewardBench 2 items (best-of-n, the Ties rule, mean of subsets), each score with its 95% bootstrap interval and its
+count of exact score ties, v1 subsets with their length baselines; scored in fp32 unless the reward block says
+otherwise, the scoring settings (max_length, dtype, truncation) recorded; a rich table, reward-bench-style JSON, and
+a PNG by subset."""
 
 from __future__ import annotations
 
@@ -24,10 +26,14 @@ class RewardBenchConfig:
     protocol: Literal["auto", "v1", "v2"] = "auto"
     batch_size: int = 64  # (prompt, response) pairs per reward call
     plot: bool = True
+    ci_resamples: int = 1000  # bootstrap resamples of every 95% interval
+    ci_seed: int = 0
 
     def __post_init__(self):
         if not self.data:
             raise ValueError("data: at least one dataset is required")
+        if self.ci_resamples < 1:
+            raise ValueError(f"ci_resamples: expected a positive integer, got {self.ci_resamples}")
 
 
 def subset_of(record) -> str:
@@ -98,7 +104,8 @@ def v1_scores(records: list, scores: dict) -> tuple[dict, list[dict]]:
         c, j = scores[(p, r.chosen)], scores[(p, r.rejected)]
         ok = rbs.pair_correct(c, j)
         rows.append({"id": r.id, "subset": subset_of(r), "scores_chosen": c, "scores_rejected": j,
-                     "results": None if ok is None else int(ok)})
+                     "results": None if ok is None else int(ok), "chars_chosen": len(r.chosen),
+                     "chars_rejected": len(r.rejected)})
     summary = rbs.v1_summary((row["subset"], None if row["results"] is None else bool(row["results"]))
                              for row in rows)
     return summary, rows
@@ -123,6 +130,8 @@ def evaluate(records: list, reward, config: RewardBenchConfig, progress) -> tupl
     """The protocol summary and the per-item rows (reward-bench's scores_chosen / scores_rejected / results).
 
     v2 scores whole items, so an item a dataset ``limit`` cut short is left out and counted as ``incomplete``."""
+    from realm_cli.evaluate import reward_bench as rbs
+
     items = group_items(records)
     complete = [i for i in items if i["complete"]]
     protocol = config.protocol
@@ -131,13 +140,44 @@ def evaluate(records: list, reward, config: RewardBenchConfig, progress) -> tupl
     scored = complete if protocol == "v2" else items
     texts = [(json.dumps(i["prompt"], sort_keys=True), resp) for i in scored for resp in i["chosen"] + i["rejected"]]
     scores = score_texts(reward, texts, config.batch_size, progress)
+    kw = {"resamples": config.ci_resamples, "seed": config.ci_seed}
     if protocol == "v1":
         summary, rows = v1_scores(records, scores)
+        v1_extras(summary, rows, kw)
     else:
         summary, rows = v2_scores(complete, scores)
         summary["incomplete"] = len(items) - len(complete)
+        rbs.v2_intervals(summary, [(r["subset"], r["id"], r["scores_chosen"], r["scores_rejected"]) for r in rows],
+                         **kw)
+    for name, row in summary["subsets"].items():
+        row["exact_ties"] = sum(1 for r in rows if r["subset"] == name
+                                and rbs.exact_ties(name, as_list(r["scores_chosen"]), as_list(r["scores_rejected"])))
+    summary["exact_ties"] = sum(row["exact_ties"] for row in summary["subsets"].values())
     summary["unscored"] = sum(row["unscored"] for row in summary["subsets"].values())
+    summary.update(ci_resamples=config.ci_resamples, ci_seed=config.ci_seed)
+    summary["scoring"] = rbs.scoring_record(reward, [(json.loads(p), resp) for p, resp in dict.fromkeys(texts)])
     return summary, rows
+
+
+def as_list(scores) -> list[float]:
+    """A v1 row's one score or a v2 row's list, as a list."""
+    return list(scores) if isinstance(scores, (list, tuple)) else [scores]
+
+
+def v1_extras(summary: dict, rows: list[dict], kw: dict) -> None:
+    """Intervals (``v1_intervals``) and, per subset, the length baselines on its scored pairs."""
+    from realm_cli.evaluate import reward_bench as rbs
+    from realm_cli.evaluate.stats import length_baselines
+
+    scored: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["results"] is not None:
+            scored.setdefault(row["subset"], []).append(row)
+    rbs.v1_intervals(summary, {s: [float(r["results"]) for r in rs] for s, rs in scored.items()}, **kw)
+    for name, row in summary["subsets"].items():
+        pairs = scored.get(name, [])
+        row["length"] = length_baselines([r["chars_chosen"] for r in pairs], [r["chars_rejected"] for r in pairs],
+                                         [bool(r["results"]) for r in pairs], **kw)
 
 
 def ties_caption(summary: dict) -> str | None:
@@ -155,27 +195,70 @@ def ties_caption(summary: dict) -> str | None:
     return "; ".join(notes) or None
 
 
+def caption(summary: dict) -> str:
+    """How the numbers were made: the intervals, the scoring settings, the exact ties, the Ties parts."""
+    scoring = summary.get("scoring") or {}
+    parts = [f"intervals: 95% bootstrap ({summary.get('ci_resamples', 1000)} resamples, seed "
+             f"{summary.get('ci_seed', 0)})"]
+    how = [f"dtype {scoring['dtype']}" if scoring.get("dtype") else "",
+           f"max_length {scoring['max_length']}" if scoring.get("max_length") else "",
+           f"{scoring['truncated_inputs']} inputs truncated" if scoring.get("truncated_inputs") is not None else ""]
+    if any(how):
+        parts.append("scored with " + ", ".join(h for h in how if h))
+    wrong = "counted wrong" if summary["protocol"].endswith("v1") else "sharing credit"
+    parts.append(f"{summary.get('exact_ties', 0)} exact score ties ({wrong})")
+    extra = ties_caption(summary)
+    return "; ".join(parts + ([extra] if extra else []))
+
+
 def print_table(summary: dict, reward_name: str, console) -> None:
     from rich.table import Table
 
     from realm_cli.evaluate import reward_bench as rbs
+    from realm_cli.evaluate.stats import format_ci
 
     v1 = summary["protocol"].endswith("v1")
-    table = Table(title=f"RewardBench ({summary['protocol']}) — reward {reward_name}", caption=ties_caption(summary))
-    for col in ("section", "subset", "pairs" if v1 else "items", "accuracy", "weight"):
-        table.add_column(col, justify="left" if col in ("section", "subset") else "right")
+    table = Table(title=f"RewardBench ({summary['protocol']}) — reward {reward_name}", caption=caption(summary))
+    for col in ("section", "subset", "pairs" if v1 else "items", "accuracy [95% CI]", "ties", "weight"):
+        table.add_column(col, justify="left" if col in ("section", "subset") else "right",
+                         overflow="fold")
     for name, row in summary["subsets"].items():
-        acc = "n/a" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}"
-        table.add_row(rbs.SUBSET_SECTION.get(name, "") if v1 else "", name, str(row["n"]), acc,
+        table.add_row(rbs.SUBSET_SECTION.get(name, "") if v1 else "", name, str(row["n"]),
+                      format_ci(row["accuracy"], row.get("ci95")), str(row.get("exact_ties", "")),
                       str(rbs.EXAMPLE_COUNTS.get(name, "")) if v1 else "")
     for name, sec in summary.get("sections", {}).items():
         table.add_row(f"[bold]{name}[/bold]", "partial, missing " + ", ".join(sec["missing"]) if sec["partial"]
-                      else "all subsets", "", f"[bold]{100 * sec['score']:.1f}[/bold]", "")
+                      else "all subsets", "", f"[bold]{format_ci(sec['score'], sec.get('ci95'))}[/bold]", "", "")
     if summary["overall"] is not None:
         missing = summary.get("missing_sections" if v1 else "missing_subsets")
         note = f" (partial: {', '.join(missing)} missing)" if missing else ""
-        table.add_row("[bold]overall[/bold]", note, "", f"[bold]{100 * summary['overall']:.1f}[/bold]", "")
+        table.add_row("[bold]overall[/bold]", note, "",
+                      f"[bold]{format_ci(summary['overall'], summary.get('overall_ci95'))}[/bold]", "", "")
     console.print(table)
+    if v1:
+        console.print(length_table(summary, reward_name))
+
+
+def length_table(summary: dict, reward_name: str):
+    """Per v1 subset: the reward beside "longer wins" and "shorter wins" on the same pairs."""
+    from rich.table import Table
+
+    from realm_cli.evaluate.stats import beats, format_ci
+
+    table = Table(title=f"length baselines (characters) — reward {reward_name}",
+                  caption="equal lengths count wrong for both baselines; margin: RM minus the better baseline, "
+                          "paired bootstrap")
+    for col in ("subset", "RM", "longer wins", "shorter wins", "RM | longer rejected", "margin [95% CI]",
+                "beats it?"):
+        table.add_column(col, justify="left" if col == "subset" else "right",
+                         overflow="fold")
+    for name, row in summary["subsets"].items():
+        length, where = row["length"], row["length"]["rm_where_longer_rejected"]
+        margin = length["margin_over_best_baseline"]
+        table.add_row(name, format_ci(row["accuracy"]), format_ci(length["longer_wins"]["accuracy"]),
+                      format_ci(length["shorter_wins"]["accuracy"]), f"{format_ci(where['accuracy'])} (n={where['n']})",
+                      format_ci(margin["diff"], margin["ci95"]), beats(margin))
+    return table
 
 
 def plot(summary: dict, path: Path, title: str) -> None:
@@ -186,12 +269,15 @@ def plot(summary: dict, path: Path, title: str) -> None:
 
     from realm_cli.evaluate import reward_bench as rbs
 
-    subsets = [(n, r["accuracy"]) for n, r in summary["subsets"].items() if r["accuracy"] is not None]
+    subsets = [(n, r["accuracy"], r.get("ci95") or [r["accuracy"]] * 2) for n, r in summary["subsets"].items()
+               if r["accuracy"] is not None]
     sections = list(rbs.SECTIONS) + ["other"]
     colours = dict(zip(sections, plt.get_cmap("tab10").colors))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(subsets) + 2), 4))
-    ax.bar([n for n, _ in subsets], [100 * a for _, a in subsets],
-           color=[colours[rbs.SUBSET_SECTION.get(n, "other")] for n, _ in subsets])
+    errors = [[max(0.0, 100 * (a - ci[0])) for _, a, ci in subsets], [max(0.0, 100 * (ci[1] - a))
+                                                                      for _, a, ci in subsets]]
+    ax.bar([n for n, *_ in subsets], [100 * a for _, a, _ in subsets], yerr=errors, capsize=3,
+           color=[colours[rbs.SUBSET_SECTION.get(n, "other")] for n, *_ in subsets])
     ax.axhline(50 if summary["protocol"].endswith("v1") else 25, color="grey", linestyle="--", linewidth=1,
                label="chance")
     ax.set_ylabel("accuracy (%)")
@@ -216,9 +302,12 @@ class RewardBenchEvaluator(Evaluator):
         from realm_cli.config import to_dict
         from realm_cli.rewards.build import build_reward
 
+        from realm_cli.evaluate.reward_bench import fp32_reward
+
         console = Console(stderr=True)
         records = load_records(self.config.data)
-        reward = build_reward(self.config.reward)
+        reward_spec = fp32_reward(self.config.reward)  # ties are wrong in v1: score in fp32 unless told otherwise
+        reward = build_reward(reward_spec)
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeRemainingColumn(), console=console) as progress:
@@ -226,7 +315,7 @@ class RewardBenchEvaluator(Evaluator):
         finally:
             reward.close()
         output_dir.mkdir(parents=True, exist_ok=True)
-        reward_block = to_dict(self.config.reward)
+        reward_block = to_dict(reward_spec)
         result = {"model": reward_block, "model_type": "realm reward plugin", **summary,
                   "results": {n: r["accuracy"] for n, r in summary["subsets"].items()}}
         (output_dir / "reward_bench.json").write_text(json.dumps({**result, "per_pair": rows}, indent=1) + "\n")
@@ -234,9 +323,18 @@ class RewardBenchEvaluator(Evaluator):
             plot(summary, output_dir / "reward_bench.png", f"RewardBench by subset — {self.config.reward.name}")
         print_table(summary, self.config.reward.name, console)
         metrics = {"protocol": summary["protocol"], "overall": summary["overall"], "partial": summary["partial"],
-                   "subsets": result["results"], "pairs": len(rows), "unscored": summary["unscored"]}
+                   "subsets": result["results"], "pairs": len(rows), "unscored": summary["unscored"],
+                   "exact_ties": summary["exact_ties"], "scoring": summary["scoring"],
+                   "ci95": {"overall": summary.get("overall_ci95"),
+                            "subsets": {n: r.get("ci95") for n, r in summary["subsets"].items()}},
+                   "ci_resamples": self.config.ci_resamples, "ci_seed": self.config.ci_seed}
         if "sections" in summary:
             metrics["sections"] = {n: s["score"] for n, s in summary["sections"].items()}
+            metrics["ci95"]["sections"] = {n: s.get("ci95") for n, s in summary["sections"].items()}
+        if summary["protocol"].endswith("v1"):
+            metrics["length_baselines"] = {n: {k: r["length"][k]["accuracy"] for k in
+                                               ("longer_wins", "shorter_wins", "rm_where_longer_rejected")}
+                                           for n, r in summary["subsets"].items()}
         return metrics
 
 

@@ -1,5 +1,6 @@
 """Held-out reward win-rate: greedy answers of several policies to the same prompts, scored by one reward;
-each policy's mean reward and its win-rate over the baseline (ties count half)."""
+each policy's mean reward and its win-rate over the baseline (ties count half) with a 95% bootstrap interval
+(the prompts resampled)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,14 @@ class WinRateConfig:
     max_new_tokens: int = 64
     max_prompt_tokens: int = 256
     batch_size: int = 16
+    ci_resamples: int = 1000  # bootstrap resamples of the win-rate's 95% interval
+    ci_seed: int = 0
 
     def __post_init__(self):
         if not self.policies:
             raise ValueError("policies: at least one policy to compare with the baseline is required")
+        if self.ci_resamples < 1:
+            raise ValueError(f"ci_resamples: expected a positive integer, got {self.ci_resamples}")
 
 
 def generate(name: str, prompts: list, config: WinRateConfig) -> list[str]:
@@ -53,7 +58,7 @@ class WinRateEvaluator(Evaluator):
         from rich.console import Console
         from rich.table import Table
 
-        from realm_cli.evaluate.stats import mean_std, win_rate
+        from realm_cli.evaluate.stats import format_ci, mean_std, win_rate
         from realm_cli.data.load import load_source
         from realm_cli.rewards.build import build_reward
 
@@ -74,18 +79,22 @@ class WinRateEvaluator(Evaluator):
         finally:
             reward.close()
         metrics = {"reward": self.config.reward.name, "prompts": len(prompts), "baseline": self.config.baseline}
-        table = Table(title=f"held-out win-rate under reward {self.config.reward.name!r} ({len(prompts)} prompts)")
-        for col in ("policy", "mean reward", "std", f"win-rate vs {self.config.baseline}", "pairs"):
+        table = Table(title=f"held-out win-rate under reward {self.config.reward.name!r} ({len(prompts)} prompts)",
+                      caption=f"ties count half; intervals: 95% bootstrap over the prompts "
+                              f"({self.config.ci_resamples} resamples, seed {self.config.ci_seed})")
+        for col in ("policy", "mean reward", "std", f"win-rate vs {self.config.baseline} [95% CI]", "pairs"):
             table.add_column(col, justify="left" if col == "policy" else "right")
         for name in names:
             mean, std = mean_std([s for s in scores[name] if not math.isnan(s)])
             row = {"mean_reward": mean, "reward_std": std, "unscored": sum(math.isnan(s) for s in scores[name])}
             if name != self.config.baseline:
-                wr = win_rate(scores[name], scores[self.config.baseline])
-                row["win_rate"], row["pairs"] = wr["win_rate"], wr["pairs"]
+                wr = win_rate(scores[name], scores[self.config.baseline], resamples=self.config.ci_resamples,
+                              seed=self.config.ci_seed)
+                row.update({k: wr[k] for k in ("win_rate", "pairs", "ci95", "ci_resamples", "ci_seed")})
             metrics[name] = row
             table.add_row(name, f"{mean:.4f}", f"{std:.4f}",
-                          f"{row['win_rate']:.3f}" if "win_rate" in row else "—", str(row.get("pairs", "")))
+                          format_ci(row["win_rate"], row["ci95"]) if "win_rate" in row else "—",
+                          str(row.get("pairs", "")))
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "win_rate.json").write_text(json.dumps(
             {**metrics, "per_prompt": [{"id": r.id, "prompt": r.prompt,

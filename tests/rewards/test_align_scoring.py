@@ -57,3 +57,27 @@ def test_win_rate_counts_ties_as_half_and_leaves_out_unscored_prompts():
 
 def test_per_prompt_means_ignore_nan_samples():
     assert per_prompt([1.0, math.nan, 2.0, 4.0], [0, 0, 1, 1], 2) == [1.0, 3.0]
+
+
+def test_win_rate_carries_a_bootstrap_interval_over_the_prompts():
+    out = win_rate([2.0, 3.0, 4.0], [1.0, 1.0, 1.0])
+    assert out["ci95"] == [1.0, 1.0] and (out["ci_resamples"], out["ci_seed"]) == (1000, 0)
+    assert win_rate([1.0] * 5, [1.0] * 5)["ci95"] == [0.5, 0.5]  # every prompt a tie: 0.5 in every resample
+    # 12 wins, 8 losses: the resampled win-rate is Binomial(20, 0.6) / 20 exactly; the 95% percentile interval
+    # leaves about 2.5% of that distribution on each side (atoms and 1000 resamples allowed for)
+    out = win_rate([1.0] * 12 + [0.0] * 8, [0.5] * 20)
+    low, high = out["ci95"]
+    pmf = {k / 20: math.comb(20, k) * 0.6 ** k * 0.4 ** (20 - k) for k in range(21)}
+    assert sum(p for v, p in pmf.items() if v < low - 1e-12) <= 0.045
+    assert sum(p for v, p in pmf.items() if v <= low + 1e-12) >= 0.01
+    assert sum(p for v, p in pmf.items() if v > high + 1e-12) <= 0.045
+    assert sum(p for v, p in pmf.items() if v >= high - 1e-12) >= 0.01
+
+
+def test_align_summary_win_rates_carry_their_interval():
+    from realm_cli.align.report import summarise
+
+    base = {"prompt_index": [0, 1], "scores": {"r": [0.1, 0.2]}, "lengths": [3, 4]}
+    aligned = {"prompt_index": [0, 1], "scores": {"r": [0.5, 0.6]}, "lengths": [3, 4]}
+    out = summarise(base, aligned, ["r"], 0.1, 2)["r"]
+    assert out["win_rate"] == 1.0 and out["ci95"] == [1.0, 1.0] and out["ci_resamples"] == 1000
