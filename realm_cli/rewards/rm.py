@@ -7,6 +7,9 @@ Training and scoring must format identically, so both go through ``RMFormat.fit`
   OpenAssistant's DeBERTa reward models are called, so such hub RMs score as their authors intended.
 Over-long inputs are fitted by realm's one cut order (``realm_cli.data.length``), the same for training and scoring.
 The format is saved in ``realm_rm.json`` next to the weights.
+
+Why this module is long: format, segment ids, loading (safetensors only, LoRA, heads) and scoring of one RM
+directory must agree with each other; apart they would only call each other.
 """
 
 from __future__ import annotations
