@@ -1,58 +1,124 @@
-"""Summed log-likelihood of continuations after a context, computed the way lm-evaluation-harness does it.
+"""Summed log-likelihood of continuations after a context, computed the way lm-evaluation-harness 0.4.13 does it.
 
 Hand-written because the harness is not a dependency and its HF backend runs the whole context again for every
-choice. Multiple-choice tasks share long prefixes (TruthfulQA: a six-shot primer, then the question, then ~12
-short answers), so here the shared prefix is run once, its KV cache is kept, and each question's choices run as one
-right-padded batch on a copy of the question's cache. The harness's tokenisation is kept exactly: context and
-``context + continuation`` are tokenised separately (no special tokens) and the continuation is the tail of the
-latter, so the model input is ``context_ids + continuation_ids`` — the same tokens the harness feeds.
+choice. The harness's tokenisation is kept exactly (``HFLM.tok_encode`` / ``_encode_pair``): context and
+``context + continuation`` are encoded separately and the continuation is the tail of the latter, so the model input
+is ``context_ids + continuation_ids`` — the same tokens the harness feeds. BOS follows the harness's
+``add_bos_token`` (harness PR #3347): ``"tokenizer"`` (its default, None) lets the tokenizer's own
+``add_special_tokens`` default decide, ``True``/``False`` load the tokenizer with ``add_bos_token=`` and encode with
+``add_special_tokens=`` that value; a string that already starts with the BOS text never gets a second one.
+
+Two ways to run the model:
+
+- cached (the default): multiple-choice tasks share long prefixes (TruthfulQA: a six-shot primer, then the
+  question, then ~12 short answers), so the shared prefix is run once, its KV cache is kept, and each question's
+  choices run as one right-padded batch on a copy of the question's cache. The per-token log-probabilities of a
+  continuation are summed in one float32 reduction in token order, as the harness sums them (a bfloat16 model's
+  logits are taken to float32 first; the harness would keep bfloat16). Only the forward's
+  shapes differ from the harness, which moves float32 sums by a few 1e-5 (SmolLM2-135M: up to 4.6e-5 per choice,
+  2.4e-6 in MC2 per question; the harness itself moves by 4e-5 between its batch sizes 1 and 8).
+- exact: the harness's own layout at its default batch size 1 — one unpadded forward of
+  ``(context + continuation)[:-1]`` per choice, no attention mask, ``log_softmax`` over the 3-D float32 logits,
+  ``gather``, float32 ``sum`` — which gives bit-identical log-likelihoods on the same CPU kernels and thread count.
+  It is several times slower.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Literal
+
+Bos = Literal["tokenizer"] | bool  # the harness's add_bos_token: None ("tokenizer"), True, False
 
 
-def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """The harness's ``_encode_pair``: trailing context whitespace moves to the continuation."""
+def tokenizer_kwargs(bos: Bos) -> dict:
+    """Extra ``from_pretrained`` arguments for a BOS mode: the harness passes ``add_bos_token`` when it is set, which
+    rebuilds the post-processor so that BOS is really added (or not) whatever the saved tokenizer does."""
+    return {} if bos == "tokenizer" else {"add_bos_token": bool(bos)}
+
+
+def load_tokenizer(path: str, bos: Bos = "tokenizer", **kwargs):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, **tokenizer_kwargs(bos), **kwargs)
+
+
+def _bos_text(tokenizer) -> str | None:
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    return None if prefix is None else tokenizer.decode(prefix)
+
+
+def tok_encode(tokenizer, text: str, bos: Bos = "tokenizer", *, bos_text: str | None = None) -> list[int]:
+    """The harness's ``HFLM.tok_encode(text)`` for ``add_bos_token`` = ``bos`` (see the module docstring)."""
+    kwargs = {} if bos == "tokenizer" else {"add_special_tokens": bool(bos)}
+    bos_text = _bos_text(tokenizer) if bos_text is None else bos_text
+    if bos_text and text.startswith(bos_text):
+        kwargs["add_special_tokens"] = False
+    return tokenizer.encode(text, **kwargs)
+
+
+def encode_pair(tokenizer, context: str, continuation: str, bos: Bos = "tokenizer", *,
+                bos_text: str | None = None) -> tuple[list[int], list[int]]:
+    """The harness's ``_encode_pair``: trailing context whitespace moves to the continuation, then the continuation
+    is what ``context + continuation`` encodes to beyond the context's own encoding."""
     spaces = len(context) - len(context.rstrip())
     if spaces:
         continuation = context[-spaces:] + continuation
         context = context[:-spaces]
-    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+    whole = tok_encode(tokenizer, context + continuation, bos, bos_text=bos_text)
+    ctx = tok_encode(tokenizer, context, bos, bos_text=bos_text)
     cont = whole[len(ctx):]
     if not ctx or not cont:
         raise ValueError(f"empty context or continuation after tokenisation: {context[-40:]!r} + {continuation!r}")
     return ctx, cont
 
 
-def direct_loglikelihood(model, context_ids: Sequence[int], continuation_ids: Sequence[int]) -> float:
-    """One unbatched, uncached forward over context + continuation: the reference the cached path must match."""
-    import torch
+def bos_added(tokenizer, bos: Bos = "tokenizer") -> bool:
+    """Whether encoding in this mode starts with the tokenizer's BOS token."""
+    bos_id = tokenizer.bos_token_id
+    return bos_id is not None and tok_encode(tokenizer, "Q:", bos)[:1] == [bos_id]
 
-    ids = torch.tensor([list(context_ids) + list(continuation_ids)], device=model.device)
-    with torch.inference_mode():
-        logp = torch.log_softmax(model(ids).logits[0].float(), dim=-1)
-    start = len(context_ids) - 1  # the logits at position t predict token t + 1
-    return float(sum(logp[start + i, tok] for i, tok in enumerate(continuation_ids)))
+
+def direct_loglikelihood(model, context_ids: Sequence[int], continuation_ids: Sequence[int]) -> float:
+    """The harness's HFLM ``_loglikelihood_tokens`` at batch size 1: one unpadded, uncached forward of
+    ``(context + continuation)[:-1]``; the reference the cached path is checked against, and the exact mode."""
+    import torch
+    import torch.nn.functional as F
+
+    ids = list(context_ids) + list(continuation_ids)
+    inp = torch.tensor([ids[:-1]], dtype=torch.long, device=model.device)
+    n = len(continuation_ids)
+    with torch.no_grad():
+        logp = F.log_softmax(model(inp).logits, dim=-1)  # [1, len, vocab], the model's dtype (float32 here)
+        logp = logp[0, inp.shape[1] - n:inp.shape[1]].unsqueeze(0)
+        cont = torch.tensor(list(continuation_ids), dtype=torch.long, device=model.device).unsqueeze(0)
+        return float(torch.gather(logp, 2, cont.unsqueeze(-1)).squeeze(-1).sum())
 
 
 class ContinuationScorer:
-    """Scores several continuations of one context per call, reusing the KV cache of a prefix shared by all calls."""
+    """Scores several continuations of one context per call, reusing the KV cache of a prefix shared by all calls
+    (or, with ``exact=True``, running each one the harness's way)."""
 
-    def __init__(self, model, tokenizer, *, shared_prefix: str = "", batch_size: int = 32):
+    def __init__(self, model, tokenizer, *, shared_prefix: str = "", batch_size: int = 32, bos: Bos = "tokenizer",
+                 exact: bool = False):
         import torch
 
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, batch_size)
+        self.bos = bos
+        self.exact = exact
+        self.bos_text = _bos_text(tokenizer) or ""
+        self.bos_added = bos_added(tokenizer, bos)
+        if bos is True and not self.bos_added:
+            raise ValueError("bos: true, but this tokenizer adds no BOS token"
+                             + ("" if tokenizer.bos_token_id is not None else " (it has none)"))
         self.prefix_ids: list[int] = []
         self.prefix_cache = None
         self.prefix_hits = 0
-        if shared_prefix:
-            self.prefix_ids = tokenizer(shared_prefix, add_special_tokens=False)["input_ids"]
+        if shared_prefix and not exact:
+            self.prefix_ids = tok_encode(tokenizer, shared_prefix, bos, bos_text=self.bos_text)
             with torch.inference_mode():
                 out = model(torch.tensor([self.prefix_ids], device=model.device), use_cache=True)
             self.prefix_cache = out.past_key_values
@@ -60,9 +126,9 @@ class ContinuationScorer:
     def score(self, context: str, continuations: Sequence[str]) -> list[float]:
         import torch
 
-        pairs = [encode_pair(self.tokenizer, context, c) for c in continuations]
+        pairs = [encode_pair(self.tokenizer, context, c, self.bos, bos_text=self.bos_text) for c in continuations]
         ctx_ids = pairs[0][0]
-        if any(p[0] != ctx_ids for p in pairs):  # only when the context ends in whitespace that tokenises oddly
+        if self.exact or any(p[0] != ctx_ids for p in pairs):  # the latter: a context ending in odd whitespace
             return [direct_loglikelihood(self.model, c, k) for c, k in pairs]
         device = self.model.device
         n_prefix = len(self.prefix_ids)
@@ -96,13 +162,12 @@ class ContinuationScorer:
         cache = copy.deepcopy(ctx_cache)
         cache.batch_repeat_interleave(len(conts))
         device = self.model.device
-        logits = self.model(ids.to(device), attention_mask=mask.to(device), past_key_values=cache,
-                            use_cache=True).logits
+        logp = torch.log_softmax(self.model(ids.to(device), attention_mask=mask.to(device), past_key_values=cache,
+                                            use_cache=True).logits.float(), dim=-1)
         out = []
         for i, k in enumerate(conts):
-            total = float(first_logp[k[0]])
-            if len(k) > 1:
-                logp = torch.log_softmax(logits[i, : len(k) - 1].float(), dim=-1)
-                total += float(logp.gather(1, torch.tensor(k[1:], device=device)[:, None]).sum())
-            out.append(total)
+            toks = torch.tensor(k, device=device)
+            # the first token is predicted by the context's last position, the rest by the continuation's own
+            per_token = torch.cat([first_logp[toks[:1]], logp[i, :len(k) - 1].gather(1, toks[1:, None])[:, 0]])
+            out.append(float(per_token.sum()))  # one float32 reduction over the tokens in order, as the harness sums
         return out

@@ -1,10 +1,13 @@
-"""TruthfulQA MC1/MC2 (and MC0 on the current release) as lm-evaluation-harness scores them, for one or more
-causal LMs side by side; optionally an answer-generation mode judged by a reward plugin, reported separately."""
+"""TruthfulQA MC1/MC2 (and MC0 on the current release) as lm-evaluation-harness 0.4.13 scores them (mc1 version
+2.0, mc2 version 3.0), for one or more causal LMs side by side; optionally an answer-generation mode judged by a
+reward plugin, reported separately. The results record the protocol: harness, task versions, BOS handling, target
+delimiter and which log-likelihood path ran."""
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,8 +28,13 @@ class TruthfulQAConfig:
     dtype: Literal["float32", "bfloat16"] = "float32"
     judge: PluginSpec | None = plugin_field("reward", default=None)  # set to also generate answers and judge them
     max_new_tokens: int = 48
+    # BOS as the harness's add_bos_token: tokenizer (the harness default in 0.4.13: the tokenizer decides), true, false
+    bos: Literal["tokenizer", True, False] = "tokenizer"
+    exact: bool = False  # true: the harness's layout (one forward per choice, no batch_size), bit-identical, slower
 
     def __post_init__(self):
+        if not isinstance(self.bos, str):
+            self.bos = bool(self.bos)
         if not self.models:
             raise ValueError("models: at least one model is required")
         if self.batch_size < 1:
@@ -45,13 +53,12 @@ def load_items(spec: PluginSpec) -> list:
     return items
 
 
-def load_causal_lm(name: str, dtype: str):
-    from transformers import AutoTokenizer
-
+def load_causal_lm(name: str, dtype: str, bos="tokenizer"):
     from realm_cli import models
+    from realm_cli.evaluate.loglik import load_tokenizer
 
     with models.loading(name):
-        tokenizer = AutoTokenizer.from_pretrained(models.local_path(name))
+        tokenizer = load_tokenizer(models.local_path(name), bos)
     return models.load_causal_lm(name, dtype=dtype), tokenizer
 
 
@@ -73,12 +80,24 @@ def score_item(item, ll: dict[str, float]) -> dict:
     return out
 
 
-def loglikelihoods(model_name: str, items: list, config: TruthfulQAConfig, progress) -> list[dict[str, float]]:
+def loglikelihoods(model_name: str, items: list, config: TruthfulQAConfig, progress,
+                   info: dict | None = None) -> list[dict[str, float]]:
+    """Every distinct choice's summed log-likelihood, per question; ``info`` (if given) gets ``bos_added`` and the
+    load and scoring seconds."""
     from realm_cli.evaluate import truthfulqa as tqa
     from realm_cli.evaluate.loglik import ContinuationScorer
 
-    model, tokenizer = load_causal_lm(model_name, config.dtype)
-    scorer = ContinuationScorer(model, tokenizer, shared_prefix=tqa.QA_PRIMER, batch_size=config.batch_size)
+    info = {} if info is None else info
+    started = time.perf_counter()
+    model, tokenizer = load_causal_lm(model_name, config.dtype, config.bos)
+    try:
+        scorer = ContinuationScorer(model, tokenizer, shared_prefix=tqa.QA_PRIMER, batch_size=config.batch_size,
+                                    bos=config.bos, exact=config.exact)
+    except ValueError as exc:
+        raise RealmError(f"truthfulqa {model_name}: {exc}") from None
+    info["bos_added"] = scorer.bos_added
+    info["load_s"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
     task = progress.add_task(f"truthfulqa {model_name}", total=len(items))
     out = []
     for done, item in enumerate(items, 1):
@@ -88,6 +107,7 @@ def loglikelihoods(model_name: str, items: list, config: TruthfulQAConfig, progr
         progress.advance(task)
         if not progress.console.is_terminal and done % max(1, len(items) // 10) == 0:
             progress.console.print(f"truthfulqa {model_name}: {done}/{len(items)} questions", highlight=False)
+    info["score_s"] = round(time.perf_counter() - started, 3)
     return out
 
 
@@ -97,7 +117,8 @@ def generate_answers(model_name: str, items: list, config: TruthfulQAConfig, pro
 
     from realm_cli.evaluate import truthfulqa as tqa
 
-    model, tokenizer = load_causal_lm(model_name, config.dtype)
+    model, tokenizer = load_causal_lm(model_name, config.dtype, config.bos)
+    special = {} if config.bos == "tokenizer" else {"add_special_tokens": config.bos}  # as the scoring encodes
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -106,8 +127,7 @@ def generate_answers(model_name: str, items: list, config: TruthfulQAConfig, pro
     step = max(1, min(config.batch_size, 16))
     for start in range(0, len(items), step):
         batch = items[start:start + step]
-        enc = tokenizer([tqa.context(i.question) for i in batch], return_tensors="pt", padding=True,
-                        add_special_tokens=False)
+        enc = tokenizer([tqa.context(i.question) for i in batch], return_tensors="pt", padding=True, **special)
         with torch.inference_mode():
             out = model.generate(**enc, max_new_tokens=config.max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id)
@@ -148,8 +168,10 @@ def side_by_side(per_model: dict[str, dict]) -> dict:
 def print_table(summary: dict, console) -> None:
     from rich.table import Table
 
+    from realm_cli.evaluate import truthfulqa as tqa
+
     names = list(summary)
-    table = Table(title="TruthfulQA (lm-evaluation-harness protocol)")
+    table = Table(title=f"TruthfulQA ({tqa.HARNESS}: mc1 v{tqa.MC1_VERSION:g}, mc2 v{tqa.MC2_VERSION:g})")
     table.add_column("metric")
     for i, name in enumerate(names):
         table.add_column(name, justify="right")
@@ -164,6 +186,8 @@ def print_table(summary: dict, console) -> None:
         table.add_row(metric.upper(), *cells)
     table.add_row("questions", *[str(summary[n]["questions"]) for n in names[:1]],
                   *sum(([str(summary[n]["questions"]), ""] for n in names[1:]), []))
+    table.add_row("BOS", *["yes" if summary[names[0]]["bos_added"] else "no"],
+                  *sum((["yes" if summary[n]["bos_added"] else "no", ""] for n in names[1:]), []))
     console.print(table)
     judged = {n: summary[n]["generation"] for n in names if summary[n].get("generation")}
     if judged:
@@ -184,16 +208,21 @@ class TruthfulQAEvaluator(Evaluator):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from realm_cli.evaluate import truthfulqa as tqa
+
         console = Console(stderr=True)
         items = load_items(self.config.data)
-        per_model, per_question = {}, {}
+        per_model, per_question, timing = {}, {}, {}
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=console) as progress:
             for name in self.config.models:
-                lls = loglikelihoods(name, items, self.config, progress)
+                info: dict = {}
+                lls = loglikelihoods(name, items, self.config, progress, info)
                 scores = [score_item(item, ll) for item, ll in zip(items, lls)]
                 row = {k: sum(s[k] for s in scores) / len(scores) for k in METRICS if k in scores[0]}
                 row["questions"] = len(items)
+                row["bos_added"] = info["bos_added"]  # what the tokenizer did in this BOS mode
+                timing[name] = {"load_s": info["load_s"], "score_s": info["score_s"]}
                 per_question[name] = [{"id": item.id, "question": item.question, **s, "loglikelihoods": ll}
                                       for item, s, ll in zip(items, scores, lls)]
                 if self.config.judge is not None:
@@ -207,9 +236,9 @@ class TruthfulQAEvaluator(Evaluator):
         summary = side_by_side(per_model)
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "truthfulqa.json").write_text(json.dumps(
-            {"protocol": "lm-evaluation-harness truthfulqa_mc1/mc2 (6-shot QA primer, summed log-likelihood)",
+            {"protocol": tqa.protocol(self.config.bos, "exact" if self.config.exact else "cached"),
              "dataset": {"name": self.config.data.name, "questions": len(items)},
-             "models": summary, "per_question": per_question}, indent=1) + "\n")
+             "models": summary, "seconds": timing, "per_question": per_question}, indent=1) + "\n")
         print_table(summary, console)
         return summary
 
@@ -217,4 +246,5 @@ class TruthfulQAEvaluator(Evaluator):
 @hookimpl
 def register_evaluators(register):
     register("truthfulqa", TruthfulQAEvaluator,
-             description="TruthfulQA MC1/MC2/MC0 (lm-eval-harness protocol) for causal LMs side by side")
+             description="TruthfulQA MC1/MC2/MC0 (lm-evaluation-harness 0.4.13 protocol) for causal LMs "
+                      "side by side")

@@ -90,15 +90,16 @@ def test_mc1_is_argmax_at_the_true_answer_with_first_max_winning_ties():
     assert tqa.mc1([-1.0, -1.0, -2.0]) == 1.0
 
 
-def test_mc2_is_normalised_true_mass_split_at_the_first_false_label():
+def test_mc2_is_normalised_mass_on_every_true_label():
     lls = [math.log(0.2), math.log(0.3), math.log(0.5)]
     assert tqa.mc2(lls, [1, 1, 0]) == pytest.approx(0.5)
-    # a true answer listed after a false one counts as false, as in the harness's process_results_mc2
-    assert tqa.mc2(lls, [1, 0, 1]) == pytest.approx(0.2)
+    # lm-eval mc2 v3.0 (PR #2768): a true answer listed after a false one still counts (v2.0 gave 0.2)
+    assert tqa.mc2(lls, [1, 0, 1]) == pytest.approx(0.7)
     # scale invariance: very negative log-likelihoods do not underflow to 0/0
     assert tqa.mc2([x - 2000 for x in lls], [1, 1, 0]) == pytest.approx(0.5)
+    assert tqa.mc2(lls, [1, 1, 1]) == pytest.approx(1.0)  # as lm-eval: no false answer, all the mass
     with pytest.raises(ValueError):
-        tqa.mc2(lls, [1, 1, 1])
+        tqa.mc2(lls, [1, 1])
 
 
 def test_preference_summary_and_ece_by_hand():

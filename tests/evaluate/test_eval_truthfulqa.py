@@ -1,4 +1,6 @@
-"""TruthfulQA: the cached, batched log-likelihoods equal a direct unbatched computation; end to end on SmolLM2."""
+"""TruthfulQA: the cached, batched log-likelihoods equal a direct unbatched computation; BOS modes and the exact mode
+as lm-eval 0.4.13 has them; the mc2 v3.0 rule; end to end on SmolLM2. (tests/evaluate/test_truthfulqa_lm_eval.py
+compares with the lm-eval package itself.)"""
 
 import json
 
@@ -64,6 +66,55 @@ def test_prefix_that_does_not_tokenise_as_a_prefix_falls_back_to_the_full_contex
     assert scorer.prefix_hits == 0
 
 
+def test_bos_modes_tokenise_as_lm_eval_add_bos_token(tiny_llama_dir):
+    from realm_cli.evaluate.loglik import bos_added, encode_pair, load_tokenizer, tok_encode
+
+    plain = encode_pair(load_tokenizer(tiny_llama_dir), tqa.context("Why?"), " Because.")
+    for bos, expected in (("tokenizer", False), (False, False), (True, True)):  # SmolLM2's tokenizer adds no BOS
+        tok = load_tokenizer(tiny_llama_dir, bos)
+        ctx, cont = encode_pair(tok, tqa.context("Why?"), " Because.", bos)
+        assert bos_added(tok, bos) is expected
+        assert (ctx, cont) == (([tok.bos_token_id] if expected else []) + plain[0], plain[1])
+        # text that already starts with the BOS string never gets a second one (HFLM.tok_encode)
+        assert tok_encode(tok, tok.bos_token + "Q:", bos) == tok_encode(tok, tok.bos_token + "Q:", False)
+
+
+def test_cached_path_with_bos_equals_the_exact_mode(tiny_llama_dir):
+    from realm_cli.evaluate.loglik import ContinuationScorer, load_tokenizer
+
+    model, _ = _load(tiny_llama_dir)
+    tok = load_tokenizer(tiny_llama_dir, True)
+    cached = ContinuationScorer(model, tok, shared_prefix=tqa.QA_PRIMER, batch_size=3, bos=True)
+    exact = ContinuationScorer(model, tok, shared_prefix=tqa.QA_PRIMER, bos=True, exact=True)
+    question, choices = QUESTIONS[0]
+    conts = [tqa.continuation(c) for c in choices]
+    assert cached.score(tqa.context(question), conts) == pytest.approx(exact.score(tqa.context(question), conts),
+                                                                      abs=1e-4)
+    assert cached.prefix_hits == 1 and exact.prefix_hits == 0 and cached.bos_added and exact.bos_added
+
+
+def test_bos_true_without_a_bos_token_is_an_error(tiny_llama_dir):
+    from realm_cli.evaluate.loglik import ContinuationScorer
+
+    model, tok = _load(tiny_llama_dir)
+    tok.bos_token = None
+    with pytest.raises(ValueError, match="adds no BOS token"):
+        ContinuationScorer(model, tok, bos=True)
+
+
+def test_mc2_v3_counts_every_true_label_even_after_a_false_one():
+    import math
+
+    lls = [math.log(0.2), math.log(0.3), math.log(0.5)]
+    assert tqa.mc2(lls, [1, 0, 1]) == pytest.approx(0.7)  # v2.0 (before the first 0) gave 0.2
+    assert tqa.mc2(lls, [0, 1, 1]) == pytest.approx(0.8)
+    assert tqa.mc2(lls, [1, 1, 1]) == pytest.approx(1.0)
+    assert tqa.protocol("tokenizer") == {"harness": "lm-evaluation-harness 0.4.13", "mc1_version": 2.0,
+                                         "mc2_version": 3.0, "bos": "tokenizer-default", "target_delimiter": " ",
+                                         "loglikelihood": "cached"}
+    assert tqa.protocol(True, "exact")["bos"] == "always" and tqa.protocol(False)["bos"] == "never"
+
+
 def test_encode_pair_moves_trailing_context_space_to_the_continuation(tiny_llama_dir):
     from realm_cli.evaluate.loglik import encode_pair
 
@@ -86,11 +137,13 @@ def test_truthfulqa_end_to_end_on_smollm2_and_real_data(tmp_path):
     assert "MC1" in result.output and "MC2" in result.output
     metrics = json.loads((out / "metrics.json").read_text())["truthfulqa"]["smollm2-135m-instruct"]
     detail = json.loads((out / "truthfulqa.json").read_text())
+    assert detail["protocol"] == tqa.protocol("tokenizer", "cached")
+    assert metrics["bos_added"] is False  # SmolLM2's tokenizer adds none; lm-eval 0.4.13's default agrees
     rows = detail["per_question"]["smollm2-135m-instruct"]
     assert metrics["questions"] == len(rows) == 20
     items = json.loads(shared_file("truthfulqa/v1/mc_task.json").read_text())[:20]
     mc1 = mc2 = 0.0
-    for item, row in zip(items, rows):  # recompute the harness metrics from the saved log-likelihoods
+    for item, row in zip(items, rows):  # recompute the harness metrics (mc2 v3.0) from the saved log-likelihoods
         assert row["question"] == item["question"]
         lls = row["loglikelihoods"]
         mc1 += tqa.mc1([lls[c] for c in item["mc1_targets"]])
