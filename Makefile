@@ -26,7 +26,8 @@ demo: install
 
 test: install
 	# Two pytest workers on two cores: one BLAS/OpenMP thread each, or they oversubscribe and slow down many-fold.
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 -m "not full"
+	# --dist loadgroup: the real 2-process runs (-m distributed) share one worker, one at a time (tests/conftest.py).
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not full"
 
 # The fuzzing suite with a large budget (make test runs it with 60 examples per property).
 fuzz: install

@@ -13,6 +13,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from support.shared import REPO, SHARED_DATA, shared_file  # noqa: F401 - used by fixtures below
 
 
+def pytest_collection_modifyitems(items):
+    """Real multi-process runs go to one pytest-xdist worker, one after another (`make test` uses --dist loadgroup):
+    two of them at once would put four processes on two cores and could meet on a launcher port."""
+    for item in items:
+        if item.get_closest_marker("distributed"):
+            item.add_marker(pytest.mark.xdist_group("distributed"))
+
+
 @pytest.fixture
 def fresh_plugins():
     """A plugin state rebuilt for this test and dropped afterwards (tests may register fakes through it)."""

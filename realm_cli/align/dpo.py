@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from realm_cli.align import shards
 from realm_cli.align.job import AlignJob, AlignOptions
 from realm_cli.errors import RealmError
 
@@ -86,11 +87,17 @@ class DpoAligner(AlignJob):
                                    "rejected": [{"role": "assistant", "content": r}]} for p, c, r in pairs])
         args = self.trl_args(DPOConfig, f"dpo-round-{round_index + 1}", beta=self.config.beta,
                              loss_type=[self.config.loss_type], max_length=self.config.max_length)
+        self.phase(f"DPO on {len(pairs)} preference pairs, {self.config.epochs} epoch(s)" + self._shared_out())
         callback, logs = self.trl_logs()
         self.drop_trl_reference_adapter()  # TRL adds it again as a copy of the current adapter
-        trainer = DPOTrainer(model=self.model, ref_model=self.reference.copy, args=args, train_dataset=data,
-                             processing_class=self.tokenizer, callbacks=[callback])
+        # Under ZeRO-3 a full fine-tune's reference is TRL's own: it loads the base again and partitions it in an
+        # inference engine (realm's copy stays whole, for the KL it measures between rounds).
+        zero3 = getattr(args.deepspeed_plugin, "zero_stage", None) == 3
+        with shards.full_weights(self.model):  # TRL copies the adapter from whole weights, not from shards
+            trainer = DPOTrainer(model=self.model, ref_model=None if zero3 else self.reference.copy, args=args,
+                                 train_dataset=data, processing_class=self.tokenizer, callbacks=[callback])
         self.quiet(trainer)
         trainer.train()
+        self.released(trainer)
         self.model = trainer.model if not hasattr(trainer.model, "module") else trainer.model.module
         return [entry["loss"] for entry in logs if "loss" in entry]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from realm_cli.align import shards
 from realm_cli.align.job import AlignJob, AlignOptions
 
 
@@ -45,14 +46,21 @@ class GrpoAligner(AlignJob):
                              num_generations=cfg.k, max_completion_length=cfg.max_new_tokens,
                              temperature=cfg.temperature, top_p=cfg.top_p, top_k=0, log_completions=False,
                              per_device_train_batch_size=per_device, **self.extra_trl_args())
+        self.phase(f"{self.recipe.trainer.name.upper()} on {len(prompts)} prompts, {cfg.k} completions each, "
+                   f"sampled and scored inside TRL" + self._shared_out())
         callback, logs = self.trl_logs()
         self.drop_trl_reference_adapter()
-        trainer = getattr(trl, self.trl_trainer)(
-            model=self.model, reward_funcs=[self.reward_function()], args=args,
-            train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), processing_class=self.tokenizer,
-            callbacks=[callback])
+        unscored = self.skipped["unscored_samples"]
+        with shards.full_weights(self.model):  # TRL copies the adapter from whole weights, not from shards
+            trainer = getattr(trl, self.trl_trainer)(
+                model=self.model, reward_funcs=[self.reward_function()], args=args,
+                train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), processing_class=self.tokenizer,
+                callbacks=[callback])
         self.quiet(trainer)
-        trainer.train()
+        trainer.train()  # under ZeRO-3 TRL gathers the policy for generate() (unwrap_model_for_generation)
+        self.released(trainer)
+        # each rank scored its own completions: the round's unscored count is the sum over ranks
+        self.skipped["unscored_samples"] = unscored + int(shards.all_sum(self.skipped["unscored_samples"] - unscored))
         rows = [entry for entry in logs if "reward" in entry]
         for entry in rows:
             self.log(reward=float(entry["reward"]), kl=float(entry.get("kl", float("nan"))),

@@ -1,6 +1,10 @@
 """What every ``realm align`` algorithm shares: prompts, reward(s), the policy and its frozen reference, rounds with
 checkpoints and ``--resume``, progress, the held-out base-vs-aligned report, and the final saved policy.
 
+Under ``accelerate launch`` (several processes, DDP or DeepSpeed ZeRO) every rank runs this loop: realm's own sampling
+and scoring are shared out and gathered (``shards``), a ZeRO-3 partitioned policy is gathered for them, rank 0 alone
+prints and writes, and metrics.json records how the run was really distributed.
+
 An algorithm plugin subclasses ``AlignJob`` and implements ``train_round(round_index, prompts)``.
 
 Why this module is long: it is the one loop every algorithm runs (data, rewards, policy, rounds, checkpoints, resume,
@@ -13,6 +17,7 @@ import json
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,13 +25,15 @@ from rich.console import Console
 from rich.table import Table
 
 from realm_cli.align import report as align_report
+from realm_cli.align import shards
 from realm_cli.rewards import safe as align_scoring
 from realm_cli.align import sampling as generation
-from realm_cli import models
+from realm_cli import distributed, models, tracking
 from realm_cli.align import policy
 from realm_cli.config import PluginSpec, plugin_field
 from realm_cli.contracts import Message, PreferenceRecord, as_messages
 from realm_cli.errors import RealmError
+from realm_cli.tracking import TrackingOptions
 from realm_cli.contracts import Job
 from realm_cli.recipes.recipe import ModelConfig
 from realm_cli.rewards.build import build_reward
@@ -35,7 +42,7 @@ console = Console(stderr=True)
 
 
 @dataclass
-class AlignOptions(generation.Sampling):
+class AlignOptions(generation.Sampling, TrackingOptions):
     """Options every align algorithm accepts (plus the sampling settings it inherits)."""
 
     rounds: int = 1
@@ -55,6 +62,7 @@ class AlignOptions(generation.Sampling):
     cpu_threads: int | None = None  # torch CPU threads; 1 wins on a CPU shared with other jobs (no spin-wait thrash)
 
     def __post_init__(self):
+        super().__post_init__()
         for name in ("rounds", "k", "prompts_per_round", "max_new_tokens", "batch_size", "train_batch_size",
                      "heldout", "heldout_samples", "epochs"):
             if getattr(self, name) < 1:
@@ -69,6 +77,7 @@ class AlignJob(Job):
     commands = ("align",)
     Config = AlignOptions
     needs_reward = True
+    multi_process = True  # trains through a TRL trainer, which accelerate/DeepSpeed distribute
 
     def run(self, output_dir: Path, *, resume: bool = False) -> dict:
         import torch
@@ -76,11 +85,29 @@ class AlignJob(Job):
         cfg = self.config
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        shards.ensure_process_group()
+        self.rank, self.world_size = shards.world()
+        self.main = self.rank == 0
+        console.quiet = not self.main  # one log: rank 0 speaks for every process
+        # TRL toggles checkpointing around each generate() through transformers' deprecated names: one warning per
+        # call and rank, nothing a user can act on
+        warnings.filterwarnings("ignore", message=r"`gradient_checkpointing_(en|dis)able` is deprecated",
+                                category=FutureWarning)
+        self.distributed: dict = {"world_size": self.world_size}
+        if self.world_size > 1 and not self.multi_process:
+            raise RealmError(f"align --algo {self.recipe.trainer.name} trains in one process (its loop is realm's "
+                             f"own, with no DDP or DeepSpeed engine to share it out): launch it with "
+                             f"launch.num_processes=1")
+        self.tokens = {"sampled_here": 0, "gathered": 0}  # realm's own sampling: this rank's share, and all ranks'
+        self.rounds_done: list[dict] = []
         random.seed(self.recipe.seed)
         torch.manual_seed(self.recipe.seed)
         if cfg.cpu_threads:
             torch.set_num_threads(cfg.cpu_threads)
         self.model_cfg = self.recipe.model or ModelConfig(name=policy.DEFAULT_POLICY)
+        self.progress, self.where = None, "start"
+        self.phase(f"loading prompts, reward {self.reward_name!r} and policy {self.model_cfg.name!r}"
+                   + (f" on each of {self.world_size} processes" if self.world_size > 1 else ""))
         self.records = self._records()
         train_prompts, heldout_prompts = self._prompts(self.records)
         self.reward = self._reward()
@@ -90,9 +117,10 @@ class AlignJob(Job):
         self.reference = policy.Reference(self.model)
         self.autocast = lambda: models.autocast(policy.device(), "auto" if cfg.bf16 else "fp32")
         self.history: list[dict] = []
+        self.last_trainer = None  # the latest round's TRL trainer (see released)
         self.skipped: dict[str, int] = {"unscored_samples": 0}
         self.progress, self.where = None, "held-out"
-        base = self._heldout_side("base", heldout_prompts)
+        base = self._heldout_side("base", heldout_prompts, reuse=resume)
         start_round = self._resume() if resume else 0
         with _progress() as progress:
             task = progress.add_task("aligning", total=cfg.rounds, completed=start_round)
@@ -101,6 +129,7 @@ class AlignJob(Job):
                 self.where = f"round {r + 1}/{cfg.rounds}"
                 prompts = self._round_prompts(train_prompts, r)
                 summary = self.train_round(r, prompts) or {}
+                self.rounds_done.append({"round": r + 1, **summary})
                 self._checkpoint(r)
                 progress.advance(task)
                 self._print_round(r, summary)
@@ -119,46 +148,102 @@ class AlignJob(Job):
             progress, task = self.progress
             progress.update(task, description=text)
         else:
-            console.print(text, highlight=False, markup=False)
+            console.print(text, highlight=False, markup=False, soft_wrap=True)  # one line per phase in a log
 
     def sample_and_score(self, prompts: list[list[Message]], k: int):
         """``k`` samples per prompt from the current policy, scored; unscorable samples are NaN and counted."""
         started = time.perf_counter()
-        self.phase(f"sampling {k} responses for each of {len(prompts)} prompts")
-        samples = generation.sample(self.model, self.tokenizer, prompts, k=k, settings=self.config,
-                                    autocast=self.autocast())
+        self.phase(f"sampling {k} responses for each of {len(prompts)} prompts" + self._shared_out())
+        local = self.sample_local(prompts, k)
         took = time.perf_counter() - started
-        tokens = sum(map(len, samples.response_ids))
-        self.phase(f"sampled {len(samples.texts)} responses ({tokens} tokens) in {took:.1f} s, "
-                   f"{tokens / max(took, 1e-9):.1f} tokens/s; scoring")
+        self.phase(f"sampled {len(local.texts)} responses ({sum(map(len, local.response_ids))} tokens) in "
+                   f"{took:.1f} s, {sum(map(len, local.response_ids)) / max(took, 1e-9):.1f} tokens/s"
+                   + (" on rank 0" if self.world_size > 1 else "") + "; scoring")
         started = time.perf_counter()
-        scores = align_scoring.score(self.reward, [prompts[i] for i in samples.prompt_index], samples.texts,
-                                     batch_size=self.config.score_batch_size, what=f"reward {self.reward_name!r}")
+        local_scores = align_scoring.score(self.reward, [prompts[i] for i in local.prompt_index], local.texts,
+                                           batch_size=self.config.score_batch_size,
+                                           what=f"reward {self.reward_name!r}")
         took = time.perf_counter() - started
-        self.phase(f"scored {len(samples.texts)} responses in {took:.1f} s ({len(samples.texts) / max(took, 1e-9):.1f}"
-                   f"/s), {scores.failed} unscored")
+        samples, scores = self.gathered(local, local_scores)
+        self._count_tokens(local, samples)
+        self.phase(f"scored {len(local.texts)} responses in {took:.1f} s ({len(local.texts) / max(took, 1e-9):.1f}"
+                   f"/s){' on rank 0' if self.world_size > 1 else ''}, {scores.failed} of {len(samples.texts)} "
+                   f"unscored")
         self.skipped["unscored_samples"] += scores.failed
         if scores.errors:
             console.print(f"[yellow]reward could not score {scores.failed} sample(s), excluded: {scores.errors[0]}")
         return samples, scores
 
+    def sample_local(self, prompts, k: int, *, seed: int | None = None) -> generation.Samples:
+        """This rank's share of ``k`` samples per prompt from the current policy (all of them in one process),
+        generated from full weights when ZeRO-3 partitions the policy. Each rank samples from its own random stream
+        (ranks start from one seed: they would otherwise draw the same responses) and leaves the common one as the
+        other ranks do."""
+        import torch
+
+        sample = lambda seed: generation.sample(  # noqa: E731
+            self.model, self.tokenizer, prompts, k=k, settings=self.config, seed=seed, autocast=self.autocast(),
+            share=(self.rank, self.world_size))
+        with shards.full_weights(self.model):
+            if self.world_size == 1:
+                return sample(seed)
+            base = seed if seed is not None else int(torch.randint(0, 2 ** 31 - 1, (1,)).item())
+            with torch.random.fork_rng():
+                return sample(base * self.world_size + self.rank)
+
+    def gathered(self, local: generation.Samples, scores: align_scoring.Scores | None = None):
+        """Every rank's samples (and scores) in the one-process order, the same on every rank."""
+        if self.world_size == 1:
+            return local, scores
+        n = self.world_size
+        samples = generation.Samples(*(shards.gather(getattr(local, f), n) for f in
+                                       ("prompt_index", "query_ids", "response_ids", "texts")))
+        if scores is None:
+            return samples, None
+        errors = [e for part in shards.gather([scores.errors], n) for e in part]
+        return samples, align_scoring.Scores(shards.gather(scores.values, n), int(shards.all_sum(scores.failed)),
+                                             errors)
+
     def kl_to_reference(self, samples: generation.Samples) -> float:
-        """Mean over samples of sum_t log pi(y_t) - log ref(y_t): a Monte Carlo estimate of KL(policy || ref)."""
+        """Mean over samples of sum_t log pi(y_t) - log ref(y_t): a Monte Carlo estimate of KL(policy || ref). With
+        several processes each rank measures its share of the (gathered) samples."""
         import torch
 
         if not samples.response_ids:
             return math.nan
         pad = self.tokenizer.pad_token_id
-        with torch.no_grad():
-            pol = generation.token_logprobs(self.model, samples.query_ids, samples.response_ids, pad,
-                                            autocast=self.autocast())
-            with self.reference.model() as ref_model:
-                ref = generation.token_logprobs(ref_model, samples.query_ids, samples.response_ids, pad,
-                                                autocast=self.autocast())
-        return float(sum((p - q).sum().item() for p, q in zip(pol, ref)) / len(pol))
+        share = lambda xs: shards.share(xs, self.rank, self.world_size)  # noqa: E731
+        query_ids, response_ids = share(samples.query_ids), share(samples.response_ids)
+        total = 0.0
+        was_training = self.model.training
+        self.model.eval()  # no dropout (nor activation checkpointing) in a measurement
+        with torch.no_grad(), shards.full_weights(self.model):
+            if response_ids:
+                pol = generation.token_logprobs(self.model, query_ids, response_ids, pad, autocast=self.autocast())
+                with self.reference.model() as ref_model:
+                    ref = generation.token_logprobs(ref_model, query_ids, response_ids, pad,
+                                                    autocast=self.autocast())
+                total = float(sum((p - q).sum().item() for p, q in zip(pol, ref)))
+        self.model.train(was_training)
+        return shards.all_sum(total) / len(samples.response_ids)
 
     def warn(self, message: str) -> None:
         console.print(f"[yellow]{message}")
+
+    def _count_tokens(self, local: generation.Samples, gathered: generation.Samples) -> None:
+        self.tokens["sampled_here"] += sum(map(len, local.response_ids))
+        self.tokens["gathered"] += sum(map(len, gathered.response_ids))
+
+    def _shared_out(self) -> str:
+        return f", shared out over {self.world_size} processes" if self.world_size > 1 else ""
+
+    def released(self, trainer) -> None:
+        """After each TRL trainer: record how the run was really distributed (``distributed.describe``: world size,
+        engine, each rank's share of the parameters) and free the policy from its DeepSpeed engine."""
+        if self.world_size > 1:
+            self.distributed.update(distributed.describe(trainer))
+        shards.release(trainer)
+        self.last_trainer = trainer  # its callbacks carry the end-of-run metrics to the tracking integrations
 
     def log(self, **values) -> dict:
         entry = {"step": len(self.history) + 1, **values}
@@ -178,11 +263,16 @@ class AlignJob(Job):
             output_dir=str(self.output_dir / "trl" / name), per_device_train_batch_size=cfg.train_batch_size,
             gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
             num_train_epochs=cfg.epochs, bf16=cfg.bf16 and models.bf16_supported(policy.device()),
-            use_cpu=not torch.cuda.is_available(), report_to="none", save_strategy="no", logging_steps=1,
+            use_cpu=not torch.cuda.is_available(), **tracking.training_kwargs(cfg, self.output_dir, self.recipe.name or "align"), save_strategy="no", logging_steps=1,
             disable_tqdm=True, seed=self.recipe.seed,
             # TRL turns it on by default; recomputing activations only pays when memory is short (model.*)
             activation_checkpointing=self.model_cfg.gradient_checkpointing)
-        return config_cls(**{**args, **extra})
+        if self.model_cfg.gradient_checkpointing and distributed.deepspeed_launched():
+            # ZeRO-3 re-gathers the parameters in the recomputation; torch's non-reentrant checkpoint (transformers'
+            # default) then sees different tensors and refuses (TRL forces the same for PEFT: trl#2514)
+            args["activation_checkpointing_kwargs"] = {"use_reentrant": True}
+        # several CPU processes: gloo, and fp32 under DeepSpeed (before the config is built: it readies DeepSpeed)
+        return config_cls(**{**args, **extra, **distributed.trainer_kwargs(policy.device())})
 
     def drop_trl_reference_adapter(self) -> None:
         """With LoRA, TRL's DPO/GRPO/RLOO trainers add a frozen copy of the adapter named "ref" as the reference. Each
@@ -192,11 +282,13 @@ class AlignJob(Job):
 
     @staticmethod
     def quiet(trainer) -> None:
-        """realm shows its own progress: drop the trainer's per-step prints."""
+        """Before ``train()``: realm shows its own progress, so the trainer's per-step prints go; and the launch's
+        last word on the trainer (``distributed.prepare_trainer``: e.g. ZeRO-3 offload's optimizer on a CPU)."""
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
+        distributed.prepare_trainer(trainer, policy.device())
 
     def trl_logs(self):
         """A TrainerCallback collecting TRL's log dicts into the returned list."""
@@ -211,6 +303,9 @@ class AlignJob(Job):
                 if logs:
                     collected.append(dict(logs))
                     loss = logs.get("loss")
+                    if "train_runtime" in logs:  # the trainer's closing summary, not a step
+                        job.phase(f"trained {state.global_step} step(s) in {logs['train_runtime']:.1f} s")
+                        return
                     job.phase(f"training step {state.global_step}/{state.max_steps}"
                               + (f", loss {loss:.4f}" if isinstance(loss, (int, float)) else ""))
 
@@ -276,23 +371,31 @@ class AlignJob(Job):
             out[spec.name if spec.name not in out else spec.name + "-eval"] = build_reward(spec)
         return out
 
-    def _heldout_side(self, side: str, prompts):
+    def _heldout_side(self, side: str, prompts, *, reuse: bool = False):
+        """The held-out answers of one policy, scored by every eval reward. ``reuse``: a resumed run keeps the base
+        policy's answers from its first start, when they were scored by the same rewards on the same prompts (a new
+        run into the same directory, or another reward, answers and scores afresh)."""
         path = self.output_dir / f"heldout-{side}.json"
-        if side == "base" and path.exists():  # a resumed run keeps the base policy's answers from the first start
-            return json.loads(path.read_text())
+        if reuse and path.exists():
+            kept = json.loads(path.read_text())
+            if set(kept.get("scores", {})) == set(self.eval_rewards) and kept.get("prompts_sha") == _prompts_sha(prompts):
+                return kept
         started = time.perf_counter()
         self.phase(f"{side} policy: answering {len(prompts)} held-out prompts, scoring with "
-                   f"{', '.join(self.eval_rewards) or 'no reward'}")
-        samples = generation.sample(self.model, self.tokenizer, prompts, k=self.config.heldout_samples,
-                                    settings=self.config, seed=self.recipe.seed + 1, autocast=self.autocast())
-        paired = [prompts[i] for i in samples.prompt_index]
-        scores = {name: align_scoring.score(r, paired, samples.texts, batch_size=self.config.score_batch_size,
-                                            what=f"reward {name!r}").values
+                   f"{', '.join(self.eval_rewards) or 'no reward'}" + self._shared_out())
+        local = self.sample_local(prompts, self.config.heldout_samples, seed=self.recipe.seed + 1)
+        paired = [prompts[i] for i in local.prompt_index]
+        scores = {name: shards.gather(align_scoring.score(r, paired, local.texts,
+                                                          batch_size=self.config.score_batch_size,
+                                                          what=f"reward {name!r}").values, self.world_size)
                   for name, r in self.eval_rewards.items()}
-        out = {"prompt_index": samples.prompt_index, "texts": samples.texts, "scores": scores,
+        samples, _ = self.gathered(local)
+        self._count_tokens(local, samples)
+        out = {"prompts_sha": _prompts_sha(prompts), "prompt_index": samples.prompt_index, "texts": samples.texts, "scores": scores,
                "lengths": [len(r) for r in samples.response_ids],
                "kl": self.kl_to_reference(samples) if side == "aligned" else 0.0}
-        path.write_text(json.dumps(out))
+        if self.main:
+            path.write_text(json.dumps(out))
         self.phase(f"{side} policy: {len(samples.texts)} held-out answers scored in {time.perf_counter() - started:.1f} s")
         return out
 
@@ -300,9 +403,14 @@ class AlignJob(Job):
         import torch
 
         ckpt = self.output_dir / "checkpoints" / f"round-{round_index + 1}"
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        with shards.full_weights(self.model, [p for _, p in named]):  # ZeRO-3: every rank gathers, rank 0 saves
+            trainable = {n: p.detach().cpu().clone() for n, p in named}
+        extra = self.extra_state()
+        if not self.main:
+            return
         ckpt.mkdir(parents=True, exist_ok=True)
-        trainable = {n: p.detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
-        torch.save({"policy": trainable, **self.extra_state()}, ckpt / "state.pt")
+        torch.save({"policy": trainable, **extra}, ckpt / "state.pt")
         (ckpt / "progress.json").write_text(json.dumps({"round": round_index + 1, "history": self.history,
                                                         "skipped": self.skipped}))
 
@@ -344,23 +452,39 @@ class AlignJob(Job):
 
     def _finish(self, heldout_prompts, base: dict, aligned: dict) -> dict:
         names = list(self.eval_rewards)
+        if self.world_size > 1:  # every rank's own share, and the gathered total each rank ended with
+            self.distributed["sampled_tokens_per_rank"] = shards.gather([self.tokens["sampled_here"]],
+                                                                        self.world_size)
+            self.distributed["gathered_tokens_per_rank"] = shards.gather([self.tokens["gathered"]], self.world_size)
         summary = align_report.summarise(base, aligned, names, aligned["kl"], len(heldout_prompts))
-        align_report.write_responses(self.output_dir / "heldout.jsonl", heldout_prompts, base, aligned)
-        (self.output_dir / "history.json").write_text(json.dumps(self.history, indent=1))
-        plot = align_report.plot_history(self.history, self.output_dir / "reward_kl.png")
-        if names:
-            align_report.print_summary(summary, names, console)
+        if self.last_trainer is not None:
+            tracking.log_metrics(self.last_trainer, {"heldout": summary, "final": self.history[-1] if self.history
+                                                     else {}}, "realm")
+        plot = None
+        if self.main:
+            align_report.write_responses(self.output_dir / "heldout.jsonl", heldout_prompts, base, aligned)
+            (self.output_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+            plot = align_report.plot_history(self.history, self.output_dir / "reward_kl.png")
+            if names:
+                align_report.print_summary(summary, names, console)
         out = policy.save(self.model, self.tokenizer, self.output_dir / "policy", merge_lora=self.config.merge_lora,
-                          base_name=self.recipe.model.name)
+                          base_name=self.recipe.model.name, main=self.main)
         console.print(f"aligned policy saved to {out}")
         return {"algo": self.recipe.trainer.name, "reward": self.reward_name, "rounds": self.config.rounds,
                 "heldout": summary, "skipped": self.skipped, "policy_dir": str(out),
                 "plot": str(plot) if plot else None, "steps": len(self.history),
-                "final": self.history[-1] if self.history else {}}
+                "final": self.history[-1] if self.history else {}, "round_summaries": self.rounds_done,
+                "distributed": self.distributed}
 
 
 def _key(prompt) -> str:
     return json.dumps(prompt, sort_keys=True)
+
+
+def _prompts_sha(prompts) -> str:
+    import hashlib
+
+    return hashlib.sha256(_key(prompts).encode("utf-8")).hexdigest()[:16]
 
 
 def _unique_prompts(records) -> list[list[Message]]:

@@ -93,17 +93,25 @@ class Reference:
                 yield self.policy
 
 
-def save(model, tokenizer, out_dir: Path, *, merge_lora: bool = False, base_name: str | None = None) -> Path:
+def save(model, tokenizer, out_dir: Path, *, merge_lora: bool = False, base_name: str | None = None,
+         main: bool = True) -> Path:
     """Write a directory ``transformers`` (or peft, for an unmerged adapter) loads directly; an adapter records
-    ``base_name`` (the alias or hub id the recipe named) as its base, so it loads on another machine too."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ``base_name`` (the alias or hub id the recipe named) as its base, so it loads on another machine too.
+
+    Under several processes every rank calls it and ``main`` writes: a ZeRO-3 partitioned policy is gathered to
+    its full (16-bit when trained so) weights on every rank first, then saved from rank 0."""
+    from realm_cli.align import shards
+
     if is_peft(model):
         for helper in [name for name in model.peft_config if name != model.active_adapter]:
             model.delete_adapter(helper)  # e.g. TRL's frozen "ref" copy: not part of the policy
-    if is_peft(model) and merge_lora:
-        model = model.merge_and_unload()
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    if base_name is not None:
-        models.make_adapter_portable(out_dir, base_name)
+    with shards.full_weights(model):
+        if main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if is_peft(model) and merge_lora:
+                model = model.merge_and_unload()  # the gathered weights; the shards are left as they were
+            model.save_pretrained(out_dir)
+            tokenizer.save_pretrained(out_dir)
+            if base_name is not None:
+                models.make_adapter_portable(out_dir, base_name)
     return out_dir

@@ -256,6 +256,7 @@ class PpoAligner(AlignJob):
     ``PpoLearner`` update."""
 
     Config = PpoOptions
+    multi_process = False  # realm's own PPO loop: nothing would share it out over processes
 
     def _learner(self):
         if getattr(self, "learner", None) is None:

@@ -62,4 +62,5 @@ class RsAligner(AlignJob):
                              callbacks=[callback])
         self.quiet(trainer)
         trainer.train()
+        self.released(trainer)
         return [entry["loss"] for entry in logs if "loss" in entry]

@@ -31,8 +31,11 @@ def chat_prompt(tokenizer, messages: list[Message]) -> str:
 
 
 def sample(model, tokenizer, prompts: list[list[Message]], *, k: int = 1, settings: Sampling | None = None,
-           greedy: bool = False, seed: int | None = None, autocast=None) -> Samples:
-    """``k`` responses to each prompt, generated ``settings.batch_size`` sequences at a time with ``use_cache``."""
+           greedy: bool = False, seed: int | None = None, autocast=None, share: tuple[int, int] = (0, 1)) -> Samples:
+    """``k`` responses to each prompt, generated ``settings.batch_size`` sequences at a time with ``use_cache``.
+
+    ``share=(rank, size)``: only every ``size``-th of the ``len(prompts) * k`` samples from ``rank`` on (one
+    process's part of a multi-process run; ``shards.gather`` puts the parts back in order)."""
     import contextlib
 
     import torch
@@ -42,7 +45,7 @@ def sample(model, tokenizer, prompts: list[list[Message]], *, k: int = 1, settin
         torch.manual_seed(seed)
     eos_ids = _eos_ids(model, tokenizer)
     texts = [chat_prompt(tokenizer, p) for p in prompts]
-    jobs = [(i, texts[i]) for i in range(len(prompts)) for _ in range(k)]
+    jobs = [(i, texts[i]) for i in range(len(prompts)) for _ in range(k)][share[0]::share[1]]
     out = Samples()
     was_training = model.training
     model.eval()

@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from realm_cli import __version__
 from realm_cli import plugins
 from realm_cli.cli import align
+from realm_cli.cli import chat
 from realm_cli.cli import data
 from realm_cli.cli import evaluate
 from realm_cli.cli import models
@@ -54,7 +55,7 @@ def build_app() -> typer.Typer:
     def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                            help="Print the version and exit.")):
         for failure in plugins.state().failures:
-            err.print(f"[yellow]warning:[/yellow] "
+            err.print("[yellow]warning:[/yellow] "
                       + escape(f"plugin {failure.plugin} ({failure.distribution}) failed to load: {failure.error}"),
                       highlight=False, soft_wrap=True)
 
@@ -64,6 +65,7 @@ def build_app() -> typer.Typer:
     app.command("run", rich_help_panel=train)(run.run)
     app.command("score", rich_help_panel="Score")(score.score)
     app.command("serve", rich_help_panel="Score")(serve.serve)
+    app.command("chat", rich_help_panel="Score")(chat.chat)
     app.add_typer(evaluate.app, name="eval", rich_help_panel="Evaluate")
     app.command("report", rich_help_panel="Evaluate")(report.report)
     app.command("verify", rich_help_panel="Evaluate")(report.verify)

@@ -2,8 +2,10 @@
 
 Each subcommand builds the recipe its flags describe (shown by --dry-run, so it can be saved and re-run) and hands
 it to the same runner as `realm eval --recipe`: every run leaves recipe.yaml and metrics.json behind.
-Trailing ``key=value`` arguments are dotted overrides of the evaluator block, e.g. ``reward.path=runs/cpu-minilm``.
-A ``--data`` file or hub id goes to the dataset plugin `realm data inspect` would guess (``--dataset`` names one).
+Trailing ``key=value`` arguments are dotted overrides of the evaluator block, e.g. ``reward.model=runs/cpu-minilm``
+(the ``bt`` reward's model). A ``--data`` file or hub id goes to the dataset plugin `realm data inspect` would guess
+(``--dataset`` names one). ``--num-processes N`` runs the recipe under accelerate in N processes, which share out the
+scoring (realm_cli.evaluate.shards); ``--json`` prints what metrics.json holds as one JSON object (EVAL_SCHEMA).
 """
 
 from __future__ import annotations
@@ -33,16 +35,22 @@ app = typer.Typer(cls=EvalGroup,
                   help="Evaluate rewards and policies (RewardBench, RM-Bench, TruthfulQA, preference pairs).",
                   invoke_without_command=True)
 
-OVERRIDES = typer.Argument(None, help="Dotted overrides of the evaluator block, e.g. reward.path=runs/cpu-minilm.",
-                           show_default=False)
+EVAL_SCHEMA = "realm.eval.v1"  # --json: {"schema", "output_dir", "metrics": what metrics.json holds}
+OVERRIDES = typer.Argument(None, help="Dotted overrides of the evaluator block, e.g. reward.model=runs/cpu-minilm "
+                           "(the bt reward's model) reward.batch_size=16.", show_default=False)
 OUTPUT = typer.Option(None, "--output-dir", "-o", help="Where results go (default runs/eval-<name>).")
 LIMIT = typer.Option(None, "--limit", help="Use only the first N records of each dataset (quick runs).")
+PROCESSES = typer.Option(1, "--num-processes", "-n", min=1,
+                         help="Score in N processes (accelerate; one per GPU when there are enough, else CPU "
+                              "processes); rank 0 merges and reports. Rerun after a crash to resume.")
+JSON = typer.Option(False, "--json", help=f"Print the metrics as one JSON object on stdout: {{schema: "
+                    f"{EVAL_SCHEMA}, output_dir, metrics}}, metrics being what metrics.json holds.")
 
 
 @app.callback()
 def eval_root(ctx: typer.Context,
               recipe: str | None = typer.Option(None, "--recipe", "-r", help="Run every evaluator of an eval recipe."),
-              dry_run: bool = options.DRY_RUN):
+              dry_run: bool = options.DRY_RUN, as_json: bool = JSON, launched: bool = options.LAUNCHED):
     """Evaluate rewards and policies. `realm eval --recipe R` runs an eval recipe (pipelines: `realm run`)."""
     if ctx.invoked_subcommand is not None:
         if recipe is not None:
@@ -53,7 +61,22 @@ def eval_root(ctx: typer.Context,
         raise typer.Exit()
     from realm_cli.recipes import runner
 
-    runner.run("eval", recipe, ctx.meta.get("realm_eval_overrides", []), dry_run=dry_run)
+    metrics = runner.run("eval", recipe, ctx.meta.get("realm_eval_overrides", []), dry_run=dry_run,
+                         launched=launched)
+    if as_json and not launched:
+        print_json(runner.recipes.load(recipe, ctx.meta.get("realm_eval_overrides", [])), metrics)
+
+
+def print_json(recipe, metrics: dict | None) -> None:
+    """``--json``: the run's metrics (what metrics.json holds, keyed by evaluator) under a schema name."""
+    import json
+
+    from realm_cli.rewards.safe import json_safe
+
+    if metrics is None:  # --dry-run
+        return
+    print(json.dumps({"schema": EVAL_SCHEMA, "output_dir": str(recipe.resolved_output_dir()),
+                      "metrics": json_safe(metrics)}, default=str, allow_nan=False))
 
 
 def dataset_block(value: str, *, dataset: str | None, limit: int | None) -> dict:
@@ -70,8 +93,9 @@ def dataset_block(value: str, *, dataset: str | None, limit: int | None) -> dict
 
 
 def run_evaluator(ctx: typer.Context, block: dict, overrides: list[str] | None, output_dir: str | None,
-                  dry_run: bool) -> dict | None:
-    """Build the one-evaluator recipe these flags describe and run it like any `realm eval --recipe`."""
+                  dry_run: bool, *, num_processes: int = 1, as_json: bool = False) -> dict | None:
+    """Build the one-evaluator recipe these flags describe and run it like any `realm eval --recipe`; with
+    ``num_processes`` > 1 it runs launched (accelerate), every process scoring its share."""
     from realm_cli.config import merge, parse_overrides
     from realm_cli.recipes import recipe as recipes
     from realm_cli.recipes import runner
@@ -80,9 +104,16 @@ def run_evaluator(ctx: typer.Context, block: dict, overrides: list[str] | None, 
     block = merge(block, parse_overrides(list(overrides or [])))
     raw = {"command": "eval", "description": "built from the command line in its header",
            "output_dir": output_dir or f"runs/{name}", "evaluators": [block]}
-    argv = [a for a in ctx.meta.get("realm_eval_argv") or ["eval", block["name"]] if a != "--dry-run"]
+    if num_processes > 1:
+        from realm_cli.rewards.shards import accelerate_config
+
+        raw["launch"] = {"accelerate_config": accelerate_config(num_processes), "num_processes": num_processes}
+    argv = [a for a in ctx.meta.get("realm_eval_argv") or ["eval", block["name"]] if a not in ("--dry-run", "--json")]
     recipe = recipes.build(raw, source="command line", name=name, header="realm " + shlex.join(argv))
-    return runner.run_recipe(recipe, "eval", dry_run=dry_run)
+    metrics = runner.run_recipe(recipe, "eval", dry_run=dry_run)
+    if as_json:
+        print_json(recipe, metrics)
+    return metrics
 
 
 @app.command("reward-bench")
@@ -99,12 +130,14 @@ def reward_bench(
     limit: int | None = LIMIT,
     output_dir: str | None = OUTPUT,
     dry_run: bool = options.DRY_RUN,
+    num_processes: int = PROCESSES,
+    as_json: bool = JSON,
     overrides: list[str] = OVERRIDES,
 ):
     """Score RewardBench pairs with any reward: per-subset accuracy, weighted sections, overall (+ JSON, PNG)."""
     block = {"name": "reward-bench", "reward": {"name": reward}, "protocol": protocol,
              "data": [dataset_block(d, dataset=dataset, limit=limit) for d in data]}
-    run_evaluator(ctx, block, overrides, output_dir, dry_run)
+    run_evaluator(ctx, block, overrides, output_dir, dry_run, num_processes=num_processes, as_json=as_json)
 
 
 @app.command("truthfulqa")
@@ -121,6 +154,7 @@ def truthfulqa(
     judge: str | None = typer.Option(None, "--judge", help="Also generate answers and judge them with this reward."),
     output_dir: str | None = OUTPUT,
     dry_run: bool = options.DRY_RUN,
+    as_json: bool = JSON,
 ):
     """TruthfulQA MC1/MC2 (MC0 on the current release) as lm-evaluation-harness computes them."""
     extra = list(more_models or [])
@@ -132,7 +166,7 @@ def truthfulqa(
              "batch_size": batch_size, "dtype": dtype}
     if judge is not None:
         block["judge"] = {"name": judge}
-    run_evaluator(ctx, block, overrides, output_dir, dry_run)
+    run_evaluator(ctx, block, overrides, output_dir, dry_run, as_json=as_json)
 
 
 @app.command("preference")
@@ -146,6 +180,8 @@ def preference(
     limit: int | None = LIMIT,
     output_dir: str | None = OUTPUT,
     dry_run: bool = options.DRY_RUN,
+    num_processes: int = PROCESSES,
+    as_json: bool = JSON,
     overrides: list[str] = OVERRIDES,
 ):
     """Accuracy, margins, score distributions and calibration of sigmoid(margin), per named validation set."""
@@ -155,7 +191,7 @@ def preference(
         sets[label or Path(value).stem.split(".")[0] or value] = [
             dataset_block(value, dataset=dataset, limit=limit)]
     block = {"name": "preference", "reward": {"name": reward}, "sets": sets}
-    run_evaluator(ctx, block, overrides, output_dir, dry_run)
+    run_evaluator(ctx, block, overrides, output_dir, dry_run, num_processes=num_processes, as_json=as_json)
 
 
 @app.command("rm-bench")
@@ -170,10 +206,12 @@ def rm_bench(
                                                            "pairs)."),
     output_dir: str | None = OUTPUT,
     dry_run: bool = options.DRY_RUN,
+    num_processes: int = PROCESSES,
+    as_json: bool = JSON,
     overrides: list[str] = OVERRIDES,
 ):
     """RM-Bench with any reward: hard/normal/easy style accuracy per domain and overall, with 95% intervals."""
     styles = 3  # the rm-bench dataset gives one record per style of an item
     blocks = [dataset_block(d, dataset=dataset, limit=None if limit is None else limit * styles) for d in data]
     block = {"name": "rm-bench", "reward": {"name": reward}, "data": blocks}
-    run_evaluator(ctx, block, overrides, output_dir, dry_run)
+    run_evaluator(ctx, block, overrides, output_dir, dry_run, num_processes=num_processes, as_json=as_json)

@@ -11,8 +11,9 @@ from realm_cli.errors import RealmError
 
 def report(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (each with metrics.json)."),
-    output_dir: Path = typer.Option(Path("runs/report"), "--output-dir", "-o",
-                                    help="Where report.json and report.png go."),
+    output_dir: Path = typer.Option(None, "--output-dir", "-o", show_default=False,
+                                    help="Where report.json and report.png go [default: report/ beside the run "
+                                         "directories, under their common parent]."),
     shared_only: bool = typer.Option(False, "--shared-only", help="Show only metrics present in two runs or more."),
 ):
     """Compare the metrics of several runs (train-rm, align, eval) in one table, JSON and PNG; eval runs are also
@@ -21,6 +22,8 @@ def report(
 
     from realm_cli.evaluate import report as run_report
 
+    if output_dir is None:
+        output_dir = run_report.default_output_dir(run_dirs)
     result = run_report.write([Path(d) for d in run_dirs], output_dir)
     console = Console()
     if shared_only and not result["shared"]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import yaml
@@ -228,8 +229,17 @@ def paired_tests(runs: list[dict]) -> dict:
     return {"paired": paired, "paired_notes": notes}
 
 
+def default_output_dir(run_dirs: list[Path]) -> Path:
+    """Where ``realm report`` writes without ``-o``: beside its inputs, in ``report/`` under the run directories'
+    common parent (``runs/a runs/b`` -> ``runs/report``), never silently into the current directory."""
+    parents = [Path(os.path.abspath(d)).parent for d in run_dirs]
+    common = Path(os.path.commonpath([str(p) for p in parents])) if parents else Path.cwd()
+    return common / "report"
+
+
 def write(run_dirs: list[Path], output_dir: Path) -> dict:
-    """Gather the runs and write ``report.json`` (and ``report.png`` when there is something to plot)."""
+    """Gather the runs and write ``report.json`` (and ``report.png`` when there is something to plot; ``plot`` lists
+    the metrics it draws, one panel each)."""
     result = gather(run_dirs)
     output_dir.mkdir(parents=True, exist_ok=True)
     result["plot"] = plot(result, output_dir / "report.png")
@@ -287,32 +297,53 @@ def paired_tables(report: dict) -> list:
     return list(tables.values())
 
 
-def plot(report: dict, path: Path, max_metrics: int = 16) -> bool:
-    """Grouped bars of the metrics shared by at least two runs (or all metrics for one run); False if none."""
+def plot_keys(report: dict, max_metrics: int = 16) -> list[str]:
+    """The metrics the PNG draws: those shared by at least two runs (or all metrics of a single run), at most
+    ``max_metrics``."""
     keys = report["shared"] or (report["keys"] if len(report["runs"]) == 1 else [])
-    keys = keys[:max_metrics]
-    if not keys:
-        return False
+    return keys[:max_metrics]
+
+
+def figure(report: dict, keys: list[str]):
+    """One panel per metric, each on its own y axis (a pair count of 400 and an accuracy of 0.55 on one linear axis
+    would leave the accuracy invisible): a bar per run, with its 95% interval when the run recorded one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     runs = report["runs"]
-    width = 0.8 / len(runs)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(keys) + 2), 4.5))
-    for i, r in enumerate(runs):
-        values = [r["metrics"].get(k, float("nan")) for k in keys]
-        cis = [r.get("intervals", {}).get(k) or [v, v] for k, v in zip(keys, values)]
+    cols = min(4, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.0, 1.2 + 0.5 * len(runs)) * cols, 2.6 * rows + 0.6),
+                             squeeze=False)
+    colors = [f"C{i % 10}" for i in range(len(runs))]
+    for ax, key in zip(axes.flat, keys):
+        values = [r["metrics"].get(key, float("nan")) for r in runs]
+        cis = [r.get("intervals", {}).get(key) or [v, v] for r, v in zip(runs, values)]
         errors = [[max(0.0, v - ci[0]) for v, ci in zip(values, cis)],
                   [max(0.0, ci[1] - v) for v, ci in zip(values, cis)]]
-        ax.bar([j + i * width for j in range(len(keys))], values, width=width, label=r["label"], yerr=errors, capsize=2)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))])
-    ax.set_xticklabels(keys, rotation=40, ha="right", fontsize=8)
-    ax.axhline(0, color="grey", linewidth=0.8)
-    ax.legend(fontsize=8)
-    ax.set_title("realm report")
+        ax.bar(range(len(runs)), values, color=colors, yerr=errors, capsize=2)
+        ax.set_title(key, fontsize=8)
+        ax.set_xticks(range(len(runs)))
+        ax.set_xticklabels([r["label"] for r in runs], rotation=30, ha="right", fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.axhline(0, color="grey", linewidth=0.8)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    fig.suptitle("realm report: one panel per metric (own scale)", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def plot(report: dict, path: Path, max_metrics: int = 16) -> list[str]:
+    """Write ``figure`` to ``path``; the metrics drawn ([] and no file when there is nothing to plot)."""
+    keys = plot_keys(report, max_metrics)
+    if not keys:
+        return []
+    import matplotlib.pyplot as plt
+
+    fig = figure(report, keys)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return True
+    return keys

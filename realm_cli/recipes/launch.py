@@ -63,10 +63,20 @@ def needs_launcher(launch: LaunchConfig) -> bool:
             or settings.get("distributed_type", "NO") not in ("NO", None))
 
 
+def runs_on_cpu(launch: LaunchConfig) -> bool:
+    """A CPU accelerate config: ``use_cpu: true`` (cpu, multi_cpu), or a name ending in ``cpu``
+    (``deepspeed_cpu``, or a file such as ``my_fsdp_cpu.yaml``). The name is the marker because a DeepSpeed config
+    cannot say ``use_cpu: true`` (accelerate then bypasses its DeepSpeed launcher) and accelerate refuses keys it
+    does not know; DeepSpeed itself runs on its CPU accelerator wherever there is no CUDA."""
+    stem = Path(launch.accelerate_config).name.removesuffix(".yaml")
+    return bool(accelerate_settings(launch).get("use_cpu", False)) or stem.endswith("cpu")
+
+
 def needs_gpu(launch: LaunchConfig) -> bool:
+    if runs_on_cpu(launch):
+        return False
     settings = accelerate_settings(launch)
-    return launch.deepspeed_config is not None or (
-        not settings.get("use_cpu", False) and settings.get("distributed_type", "NO") not in ("NO", "MULTI_CPU"))
+    return launch.deepspeed_config is not None or settings.get("distributed_type", "NO") not in ("NO", "MULTI_CPU")
 
 
 def build_command(command: list[str], recipe_ref: str, overrides: list[str], launch: LaunchConfig,
@@ -94,8 +104,10 @@ def check_hardware(launch: LaunchConfig) -> None:
     what = f"DeepSpeed config {launch.deepspeed_config!r}" if launch.deepspeed_config else \
         f"accelerate config {launch.accelerate_config!r}"
     if have == 0:
+        hint = "; or, with a small model, launch.accelerate_config=deepspeed_cpu launch.num_processes=2" \
+            if launch.deepspeed_config else ""
         raise RealmError(f"this recipe's {what} needs CUDA GPUs and this machine has none "
-                         f"(see the launch command with --dry-run, or run a cpu recipe)")
+                         f"(see the launch command with --dry-run, or run a cpu recipe{hint})")
     if have < want:
         raise RealmError(f"this recipe's {what} wants {want} GPU processes; this machine has {have} GPU(s) "
                          f"(set launch.num_processes={have} to scale down)")

@@ -44,6 +44,7 @@ def run_recipe(recipe: recipes.Recipe, command: str | None = None, *, dry_run: b
         resolved = output_dir / "recipe.yaml"
         argv = launch.build_command([recipes.VERBS[command]], str(resolved), ["--resume"] if resume else [],
                                     recipe.launch)
+        _check_multi_process(recipe)
         if dry_run:
             console.print(f"[dim]# the resolved recipe goes to {resolved} first[/dim]", highlight=False)
             print(shlex.join(argv))
@@ -77,6 +78,16 @@ def run_recipe(recipe: recipes.Recipe, command: str | None = None, *, dry_run: b
     if distributed.is_main_process():
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
     return metrics
+
+
+def _check_multi_process(recipe: recipes.Recipe) -> None:
+    """Before launching N processes: a job that runs in one process only (``multi_process = False``, e.g. PPO's own
+    loop) fails once here, not once per launched rank."""
+    count = launch.process_count(recipe.launch)
+    for kind, spec in recipes.jobs(recipe):
+        if count > 1 and not getattr(plugins.lookup(kind, spec.name), "multi_process", True):
+            raise RealmError(f"{recipe.command} with {kind} {spec.name!r} runs in one process only; this recipe "
+                             f"launches {count} (set launch.num_processes=1)")
 
 
 def _before_run(output_dir: Path) -> tuple[list[Path], set[str]]:

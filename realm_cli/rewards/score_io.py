@@ -147,17 +147,29 @@ def _check_output_path(input_path: Path, output_path: Path) -> None:
             raise RealmError(f"--output {output_path}: cannot read it to resume ({exc.strerror})") from None
 
 
-def plan_file(input_path: Path, output_path: Path, *, retry_failed: bool = False) -> FilePlan:
+def plan_file(input_path: Path, output_path: Path, *, retry_failed: bool = False,
+              rows: list[tuple[int, dict]] | None = None, shard: bool = False) -> FilePlan:
     """Check the input and the output before anything loads. An existing output is resumed only when every row of it
     is one realm wrote for this very input (the ``input_sha`` of each row matches the input row at its line); any
-    other file is an error and is left exactly as it is."""
+    other file is an error and is left exactly as it is. ``rows``: the input rows already read (a shard's slice of
+    them, see realm_cli.rewards.shards), else the input is read here; ``shard``: see ``read_output``."""
     _check_output_path(input_path, output_path)
-    rows = read_input(input_path)
+    rows = read_input(input_path) if rows is None else rows
     if not output_path.exists():
         return FilePlan(input_path, output_path, rows, {}, 0, retry_failed)
+    done, tail = read_output(output_path, dict(rows), input_path, shard=shard)
+    if retry_failed:
+        done = {n: r for n, r in done.items() if not _failed(r)}
+    return FilePlan(input_path, output_path, rows, done, tail, retry_failed)
+
+
+def read_output(output_path: Path, by_line: dict[int, dict], input_path: Path, *,
+                shard: bool = False) -> tuple[dict[int, dict], int]:
+    """The latest row per input line of a realm score output (or shard), each checked against ``by_line``, and the
+    byte count of a half-written last line (an interrupted run), which the caller cuts before appending. A shard
+    (a file under realm's own shard name) may hold nothing but that half line: its rank died in its first write."""
     raw = output_path.read_bytes()
     complete = raw[: raw.rfind(b"\n") + 1]
-    by_line = dict(rows)
     done: dict[int, dict] = {}
     not_ours = (f"{output_path} exists and is not a `realm score` output for this input; realm leaves it as it is: "
                 f"pick another --output")
@@ -178,22 +190,23 @@ def plan_file(input_path: Path, output_path: Path, *, retry_failed: bool = False
                              f"since (or is gone): score into a new --output")
         done[n] = result  # a later row for the same line (a retried failure) supersedes an earlier one
     tail = len(raw) - len(complete)
-    if tail and not done:
+    if tail and not done and not shard:
         raise RealmError(not_ours)  # no complete realm row before it: this file is not a half-written realm output
-    if retry_failed:
-        done = {n: r for n, r in done.items() if not _failed(r)}
-    return FilePlan(input_path, output_path, rows, done, tail, retry_failed)
+    return done, tail
 
 
 def _failed(result: dict) -> bool:
-    return any(result.get(name) is None for name in _score_names(result))
+    return any(result.get(name) is None for name in score_names(result))
 
 
-def _score_names(row: dict) -> list[str]:
+def score_names(row: dict) -> list[str]:
+    """The score fields of an output row: ``score``, or ``chosen_score`` and ``rejected_score``."""
     return ["score" if key == "response" else f"{key}_score" for key in _keys(row)]
 
 
-def score_file(reward: Reward, plan: FilePlan, batch_size: int, *, as_json: bool = False) -> dict:
+def write_scores(reward: Reward, plan: FilePlan, batch_size: int, *, progress: bool = True) -> int:
+    """Score ``plan.todo`` into ``plan.output_path`` (after cutting a half-written last line), flushed batch by
+    batch so an interruption loses at most the batch in flight; returns how many scores were NaN."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     todo, rows, output_path = plan.todo, plan.rows, plan.output_path
@@ -204,8 +217,8 @@ def score_file(reward: Reward, plan: FilePlan, batch_size: int, *, as_json: bool
     nan = 0
     with output_path.open("a", encoding="utf-8") as sink, Progress(
             TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
-            transient=True) as progress:
-        task = progress.add_task("score", total=len(rows), completed=len(rows) - len(todo))
+            transient=True, disable=not progress) as bar:
+        task = bar.add_task("score", total=len(rows), completed=len(rows) - len(todo))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
             prompts, responses = [], []
@@ -219,7 +232,7 @@ def score_file(reward: Reward, plan: FilePlan, batch_size: int, *, as_json: bool
             for n, row in chunk:
                 result = {**row, "line": n, OUTPUT_MARK: row_sha(row)}
                 result.pop("errors", None)
-                for key, name in zip(_keys(row), _score_names(row)):
+                for key, name in zip(_keys(row), score_names(row)):
                     result[name] = json_float(batch.scores[i])
                     if math.isnan(batch.scores[i]):
                         nan += 1
@@ -227,11 +240,22 @@ def score_file(reward: Reward, plan: FilePlan, batch_size: int, *, as_json: bool
                     i += 1
                 sink.write(json.dumps(result, ensure_ascii=False) + "\n")
             sink.flush()
-            progress.advance(task, len(chunk))
-    if plan.retry_failed and todo:
-        _compact(output_path, [n for n, _ in rows])
+            bar.advance(task, len(chunk))
+    return nan
+
+
+def score_file(reward: Reward, plan: FilePlan, batch_size: int, *, as_json: bool = False) -> dict:
+    nan = write_scores(reward, plan, batch_size)
+    if plan.todo and (plan.retry_failed or not _in_order(plan.output_path)):
+        _compact(plan.output_path, [n for n, _ in plan.rows])
+    return report_file(plan, nan_now=nan, as_json=as_json)
+
+
+def report_file(plan: FilePlan, *, nan_now: int, as_json: bool = False) -> dict:
+    """The summary of a scored output: printed as a table (or one JSON object) and returned."""
+    todo, rows, output_path = plan.todo, plan.rows, plan.output_path
     summary = _summarise(output_path, plan)
-    summary.update(scored_now=len(todo), resumed_past=len(rows) - len(todo), nan_now=nan)
+    summary.update(scored_now=len(todo), resumed_past=len(rows) - len(todo), nan_now=nan_now)
     if as_json:
         print(json.dumps(summary))
     else:
@@ -251,10 +275,22 @@ def _latest(path: Path) -> dict[int, dict]:
     return latest
 
 
+def _in_order(path: Path) -> bool:
+    """Whether the rows run in input order, each line once (an output resumed from folded shards may have gaps
+    that the rows scored now, appended, leave out of order)."""
+    lines = [json.loads(line)["line"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return all(a < b for a, b in zip(lines, lines[1:]))
+
+
 def _compact(path: Path, order: list[int]) -> None:
     """After retries the file holds superseded rows: rewrite it (realm's own, checked) with the latest row per input
     line, in input order, through a temporary file so an interruption leaves the old file whole."""
-    latest = _latest(path)
+    write_in_order(path, _latest(path), order)
+
+
+def write_in_order(path: Path, latest: dict[int, dict], order: list[int]) -> None:
+    """``path`` becomes one row per input line of ``order`` that ``latest`` has, written to a temporary file first
+    and renamed over it, so an interruption leaves either the old file or the new one, whole."""
     tmp = path.with_name(path.name + ".realm-tmp")
     tmp.write_text("".join(json.dumps(latest[n], ensure_ascii=False) + "\n" for n in order if n in latest),
                    encoding="utf-8")

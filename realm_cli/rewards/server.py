@@ -193,6 +193,9 @@ def build_app(reward: Reward, reward_name: str, settings: ServeSettings | None =
         # parser accepts) then cannot be rendered: the client got a 500. Say where and what, without the input.
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                   for e in exc.errors()]
+        if "json" not in request.headers.get("content-type", "").lower():  # curl -d sends form encoding
+            detail.insert(0, {"loc": ["header", "content-type"], "type": "content_type",
+                              "msg": "send the body as JSON with the header 'Content-Type: application/json'"})
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.middleware("http")

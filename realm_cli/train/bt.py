@@ -9,7 +9,10 @@ HF Trainer's checkpointing/resume, accumulation, mixed precision, DeepSpeed. Wha
 - length-grouped batches (HF's LengthGroupedSampler over a precomputed ``length`` column) so little is padding;
 - the score head always saved with a LoRA adapter (trl#1379), a plain merged model on request;
 - rich progress, per-validation-set score statistics, reward mean/std for normalisation, a PNG of the run;
-- every user mistake (model, tokenizer, pad token, hardware) reported before data or weights are touched.
+- every user mistake (model, tokenizer, pad token, hardware) reported before data or weights are touched;
+- under DeepSpeed ZeRO and FSDP2 (also on CPU processes, ``deepspeed_cpu``): how the run is laid out (each rank's
+  share of the parameters, ``realm_cli.distributed.describe``) printed, recorded and checked (a sharding request
+  that ran unsharded stops), and the saved gathered model checked against the live sharded one on every rank.
 
 The parts: ``preflight`` (checks, precision, resume), ``loading`` (tokenizer, data, model, LoRA), ``trainer`` (the
 RewardTrainer subclass, its arguments, progress), ``metrics`` (validation sets, reload check), ``plots``.
@@ -24,7 +27,7 @@ import os
 import time
 from pathlib import Path
 
-from realm_cli import distributed
+from realm_cli import distributed, tracking
 from realm_cli.errors import RealmError
 from realm_cli.evaluate.stats import mean_std
 from realm_cli.rewards import rm as rmlib
@@ -33,8 +36,8 @@ from realm_cli.train.metrics import evaluate_sets, name_eval_metrics, print_tabl
 from realm_cli.train.plots import plot
 from realm_cli.train.preflight import describe_precision, last_checkpoint, preflight, resolve_precision, \
     uses_master_weights
-from realm_cli.train.trainer import console, progress_callback, reward_trainer_class, time_budget_callback, \
-    training_arguments
+from realm_cli.train.trainer import console, layout_callback, progress_callback, reward_trainer_class, \
+    time_budget_callback, training_arguments
 
 
 def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
@@ -43,8 +46,14 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     preflight(recipe, cfg, device)
     precision = resolve_precision(cfg.precision, device)
+    sharded_cpu = device == "cpu" and (distributed.deepspeed_launched() or distributed.fsdp_launched())
+    if sharded_cpu:
+        precision = "fp32"  # DeepSpeed's CPU accelerator and FSDP2 on a CPU: fp32 (see distributed.trainer_kwargs)
     master = uses_master_weights(recipe, precision, device)
     precision_mode, precision_reason = describe_precision(cfg.precision, precision, device, master)
+    if sharded_cpu:
+        precision_reason = f"{'DeepSpeed' if distributed.deepspeed_launched() else 'FSDP'} on CPU processes " \
+            f"runs fp32 (trainer.precision={cfg.precision} applies on GPUs)"
     if distributed.is_main_process():
         console.print(f"precision: {precision_mode} ({precision_reason})", highlight=False)
     checkpoints = output_dir / "checkpoints"
@@ -82,7 +91,8 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
             cfg = dataclasses.replace(cfg, max_steps=int(planned))
     elif cfg.max_minutes is not None:
         budget = time_budget_callback(cfg.max_minutes)
-    args = RewardConfig(**training_arguments(cfg, recipe, checkpoints, precision, device, steps_hint))
+    args = RewardConfig(**{**training_arguments(cfg, recipe, checkpoints, precision, device, steps_hint),
+                           **distributed.trainer_kwargs(device)})
     from transformers import set_seed
 
     set_seed(recipe.seed)  # the new score head is random: same seed, same head
@@ -104,10 +114,13 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
     if budget is not None:
         budget.trainer = trainer
         trainer.add_callback(budget)
+    distributed.prepare_trainer(trainer, device)
     trainer.remove_callback(PrinterCallback)  # the rich line replaces its printed log dicts
     if trainer.args.n_gpu > 1:
         raise RealmError("several GPUs are visible to one process: use a multi_gpu recipe (accelerate launch)")
 
+    layout = layout_callback(trainer)
+    trainer.add_callback(layout)
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - t0
@@ -126,6 +139,7 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
                   "precision": precision, "precision_mode": precision_mode, "precision_reason": precision_reason,
                   "master_weights": master, "max_length": max_length, "format": fmt.format,
                   "world_size": distributed.world_size(), "lora": lora is not None},
+        "distributed": layout.info,
         "data": splits.report.to_json(),
         "reward_stats": {"mean": seen_mean, "std": seen_std, "window": len(trainer.seen_rewards)},
         "eval_log": name_eval_metrics(trainer.state.log_history),
@@ -135,6 +149,14 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
             {"max_minutes": cfg.max_minutes, "planned_steps": cfg.max_steps, "resumed": True}
         plan["wall_seconds"] = round(train_seconds, 2)
         metrics["train"]["time_budget"] = plan
+    sharded = layout.info.get("strategy") in ("zero3", "fsdp2")
+    probe = sharded_live_scores(trainer, splits, fmt, tokenizer.pad_token_id) if sharded else None
+    if layout.info.get("strategy") == "zero3":
+        # HF keeps ZeRO-3 "on" for every later from_pretrained in this process: the reload below would partition
+        # itself over ranks that have finished (a collective with no peer: a hang or a crash). Off: a plain load.
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
     if distributed.rank() != 0:
         return metrics
     tokenizer.save_pretrained(str(output_dir))
@@ -142,17 +164,34 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
                  base_model=recipe.model.name, lora=lora is not None, segment_ids=segment_ids).save(output_dir)
 
     rm = rmlib.load(str(output_dir), max_length=max_length)
-    if recipe.launch.deepspeed_config is None:  # ZeRO-3 shards the live weights; the reload is the only copy
+    if probe is None:
         metrics["train"]["reload_max_abs_diff"] = reload_difference(trainer, rm, splits, fmt)
+    else:
+        seqs, live = probe
+        reloaded = rmlib.score_ids(rm.model, seqs, rm.tokenizer.pad_token_id, device=rm.device, precision="fp32")
+        metrics["train"]["reload_max_abs_diff"] = max(abs(a - b) for a, b in zip(live, reloaded))
+        metrics["train"]["live_scores"] = live  # the gathered model's, for checking a reload elsewhere
     if cfg.merge:
         metrics["merged"] = str(write_merged(rm, output_dir))
-    val_metrics, scores = evaluate_sets(rm, splits.validation, cfg.eval_batch_size)
+    val_metrics, scores = evaluate_sets(rm, splits.validation, cfg.eval_batch_size, train=splits.train)
     metrics["validation"] = val_metrics
+    tracking.log_metrics(trainer, {"validation": val_metrics}, "realm")
     if val_metrics:
         print_table(val_metrics, console)
-    plot(trainer.state.log_history, scores, output_dir / "training.png")
+    plot(trainer.state.log_history, scores, output_dir / "training.png", metrics=val_metrics)
     metrics["plot"] = str(output_dir / "training.png")
     return metrics
+
+
+def sharded_live_scores(trainer, splits, fmt: rmlib.RMFormat, pad_id: int, n: int = 16):
+    """The sequences ``metrics.reload_difference`` checks (the first validation set's, else the train pairs'
+    chosen sides) and the live model's fp32 scores on them, run on EVERY rank: under ZeRO-3 and FSDP2 each forward
+    gathers the shards from all ranks, so rank 0 alone would wait forever (the reason reload_difference, a rank-0
+    check, is not used there)."""
+    records = (next(iter(splits.validation.values()), None) or splits.train)[:n]
+    seqs = [fmt.fit(r.prompt, r.chosen).ids for r in records]
+    device = next(trainer.model.parameters()).device.type
+    return seqs, rmlib.score_ids(trainer.model, seqs, pad_id, device=device, precision="fp32")
 
 
 def write_merged(rm: rmlib.LoadedRM, output_dir: Path) -> Path:

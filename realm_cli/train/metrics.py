@@ -1,9 +1,12 @@
 """How a trained reward model is judged: pair metrics, the validation sets scored from the saved directory, the
-live model against its reload, TRL's eval logs named per set, and the table printed at the end of a run."""
+live model against its reload, TRL's eval logs named per set, and the tables printed at the end of a run: every
+accuracy with its 95% bootstrap interval, and the transfer table (``realm_cli.evaluate.transfer``, the one
+``realm eval preference`` prints) with the length baselines beside each set."""
 
 from __future__ import annotations
 
-from realm_cli.evaluate.stats import mean_std
+from realm_cli.evaluate.stats import CI_RESAMPLES, CI_SEED, format_ci, pair_summary
+from realm_cli.evaluate.transfer import seen_in_training, transfer_table, with_lengths
 from realm_cli.rewards import rm as rmlib
 
 
@@ -22,18 +25,28 @@ def name_eval_metrics(log_history: list[dict]) -> list[dict]:
     return out
 
 
-def pair_metrics(chosen: list[float], rejected: list[float]) -> dict:
-    """Strict accuracy (a tie is wrong), mean margin, score mean/std per side."""
-    n = len(chosen)
-    c_mean, c_std = mean_std(chosen)
-    r_mean, r_std = mean_std(rejected)
-    return {"pairs": n, "accuracy": sum(c > r for c, r in zip(chosen, rejected)) / n if n else float("nan"),
-            "mean_margin": sum(c - r for c, r in zip(chosen, rejected)) / n if n else float("nan"),
-            "chosen_mean": c_mean, "chosen_std": c_std, "rejected_mean": r_mean, "rejected_std": r_std}
+def pair_metrics(chosen: list[float], rejected: list[float], *, resamples: int = CI_RESAMPLES,
+                 seed: int = CI_SEED) -> dict:
+    """What ``realm eval preference`` reports for a set (``stats.pair_summary``: strict accuracy with its 95%
+    bootstrap interval, ties, mean margin, score mean/std per side, ECE), less the reliability bins."""
+    summary = pair_summary(chosen, rejected, resamples=resamples, seed=seed)
+    summary.pop("reliability")
+    return summary
 
 
-def evaluate_sets(rm: rmlib.LoadedRM, validation: dict, batch_size: int) -> tuple[dict, dict]:
-    """Metrics and raw scores per validation set, scored from the saved directory exactly as the bt reward does."""
+def evaluate_sets(rm: rmlib.LoadedRM, validation: dict, batch_size: int, *, train: list | None = None,
+                  resamples: int = CI_RESAMPLES, seed: int = CI_SEED) -> tuple[dict, dict]:
+    """Metrics and raw scores per validation set, scored from the saved directory exactly as the bt reward does.
+
+    Each set's metrics carry the accuracy's 95% interval and the length baselines on the same pairs
+    (``evaluate.transfer.with_lengths``); given the ``train`` records, also whether the set's source was trained on
+    and how many of its pairs were (``evaluate.transfer.seen_in_training``)."""
+    kw = {"resamples": resamples, "seed": seed}
+
+    def summarise(records, chosen, rejected):
+        out = with_lengths(pair_metrics(chosen, rejected, **kw), records, chosen, rejected, kw)
+        return out | (seen_in_training(records, train) if train is not None else {})
+
     metrics, scores = {}, {}
     for name, records in validation.items():
         if not records:
@@ -42,13 +55,14 @@ def evaluate_sets(rm: rmlib.LoadedRM, validation: dict, batch_size: int) -> tupl
         s = rmlib.score(rm, prompts + prompts, [r.chosen for r in records] + [r.rejected for r in records],
                         batch_size=batch_size)
         chosen, rejected = s[: len(records)], s[len(records):]
-        metrics[name] = pair_metrics(chosen, rejected)
+        metrics[name] = summarise(records, chosen, rejected)
         scores[name] = (chosen, rejected)
         sources = sorted({r.source for r in records})
         if len(sources) > 1:  # a held-out slice of a mixture: each source's share reported on its own too
             for source in sources:
                 idx = [i for i, r in enumerate(records) if r.source == source]
-                metrics[f"{name}/{source}"] = pair_metrics([chosen[i] for i in idx], [rejected[i] for i in idx])
+                metrics[f"{name}/{source}"] = summarise([records[i] for i in idx], [chosen[i] for i in idx],
+                                                        [rejected[i] for i in idx])
     return metrics, scores
 
 
@@ -65,13 +79,20 @@ def reload_difference(trainer, rm: rmlib.LoadedRM, splits, fmt: rmlib.RMFormat, 
 
 
 def print_table(metrics: dict, console) -> None:
+    """The validation table (every accuracy with its 95% interval), then the transfer table: the same accuracies
+    beside the length baselines on the same pairs, and whether each set's source was trained on."""
     from rich.table import Table
 
-    table = Table(title="reward model on its validation sets")
-    for col in ("set", "pairs", "accuracy", "mean margin", "chosen mean ± std", "rejected mean ± std"):
-        table.add_column(col, justify="right" if col != "set" else "left")
+    first = next(iter(metrics.values()))
+    table = Table(title="reward model on its validation sets",
+                  caption=f"intervals: 95% bootstrap over the pairs ({first['ci_resamples']} resamples, seed "
+                          f"{first['ci_seed']}); a tie counts wrong")
+    for col in ("set", "pairs", "accuracy [95% CI]", "mean margin", "chosen mean ± std", "rejected mean ± std",
+                "ECE"):
+        table.add_column(col, justify="right" if col != "set" else "left", overflow="fold")
     for name, m in metrics.items():
-        table.add_row(name, str(m["pairs"]), f"{m['accuracy']:.3f}", f"{m['mean_margin']:+.3f}",
+        table.add_row(name, str(m["pairs"]), format_ci(m["accuracy"], m["ci95"]), f"{m['mean_margin']:+.3f}",
                       f"{m['chosen_mean']:+.3f} ± {m['chosen_std']:.3f}",
-                      f"{m['rejected_mean']:+.3f} ± {m['rejected_std']:.3f}")
+                      f"{m['rejected_mean']:+.3f} ± {m['rejected_std']:.3f}", f"{m['ece']:.3f}")
     console.print(table)
+    console.print(transfer_table(metrics, "", title="transfer: the trained RM vs length baselines"))

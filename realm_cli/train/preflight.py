@@ -81,12 +81,13 @@ def preflight(recipe, cfg, device: str) -> None:
         raise RealmError(f"recipe {recipe.name!r}: model: required for train-rm")
     if recipe.data is None or not recipe.data.train:
         raise RealmError(f"recipe {recipe.name!r}: data.train: at least one dataset required for train-rm")
-    from realm_cli.recipes.launch import accelerate_settings
+    from realm_cli.recipes.launch import runs_on_cpu
 
-    if not device.startswith("cuda") and not accelerate_settings(recipe.launch).get("use_cpu", False):
+    if not device.startswith("cuda") and not runs_on_cpu(recipe.launch):
         raise RealmError(f"recipe {recipe.name!r} targets a GPU (launch.accelerate_config="
                          f"{recipe.launch.accelerate_config}) and this machine has none; run a cpu recipe "
-                         f"(cpu-minilm, cpu-smollm2-lora) or set launch.accelerate_config=cpu")
+                         f"(cpu-minilm, cpu-smollm2-lora) or set launch.accelerate_config=cpu "
+                         f"(deepspeed_cpu for a DeepSpeed recipe)")
     lora = recipe.model.lora
     if lora is not None and lora.quantization != "none":
         if not device.startswith("cuda"):

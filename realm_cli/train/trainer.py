@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from realm_cli import tracking
 from realm_cli.train.preflight import uses_master_weights
 
 console = Console(stderr=True)
@@ -18,9 +19,13 @@ REWARD_WINDOW = 4096  # rewards kept for the "seen in training" mean/std
 
 
 def training_arguments(cfg, recipe, checkpoints: Path, precision: str, device: str, steps_hint: int) -> dict:
-    """RewardConfig keyword arguments (pure: tested without building a trainer). Under accelerate + DeepSpeed the
-    JSON must also reach TrainingArguments (``deepspeed=``) or HF Trainer would ignore it. With master weights the
-    model itself is bf16, so HF's autocast stays off (it would only re-run softmax and layer norm in fp32)."""
+    """RewardConfig keyword arguments (pure: tested without building a trainer). On GPUs the DeepSpeed JSON also
+    goes to TrainingArguments (``deepspeed=``): then ZeRO-3's ``from_pretrained`` loads the weights already
+    partitioned (HF's zero.Init). On CPU processes it is left to the launcher (``accelerate launch
+    --deepspeed_config_file``, which HF Trainer reads from accelerate's DeepSpeed plugin): with ``deepspeed=`` HF's
+    CPU device set-up counts a world of one and DeepSpeed's batch-size check fails. With master weights the model
+    itself is bf16, so HF's autocast stays off (it would only re-run softmax and layer norm in fp32). The process
+    group's own settings come from ``distributed.trainer_kwargs``, merged over these."""
     from realm_cli.recipes.launch import config_path
 
     kw = dict(
@@ -55,12 +60,12 @@ def training_arguments(cfg, recipe, checkpoints: Path, precision: str, device: s
         length_column_name="length",
         seed=recipe.seed,
         data_seed=recipe.seed,
-        report_to="none",
+        **tracking.training_kwargs(cfg, checkpoints.parent, recipe.name or "train-rm"),
         disable_tqdm=True,
         dataloader_num_workers=0,
         save_only_model=False,
     )
-    if recipe.launch.deepspeed_config is not None:
+    if recipe.launch.deepspeed_config is not None and device.startswith("cuda"):
         kw["deepspeed"] = str(config_path("deepspeed_configs", recipe.launch.deepspeed_config, ".json"))
     if recipe.model.gradient_checkpointing:
         kw["activation_checkpointing_kwargs"] = {"use_reentrant": False}
@@ -155,6 +160,26 @@ def progress_callback(total_pairs_per_step: int):
                 self.progress.stop()
 
     return RichProgress()
+
+
+def layout_callback(trainer):
+    """Records (``.info``) and prints how the run is distributed, once the trainer has wrapped the model (the
+    DeepSpeed engine or FSDP2 exists only then): a sharding request that silently ran unsharded shows here."""
+    from transformers import TrainerCallback
+
+    from realm_cli import distributed
+
+    class Layout(TrainerCallback):
+        def __init__(self):
+            self.info: dict = {}
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.info = distributed.describe(trainer)  # every rank: it gathers each rank's share
+            distributed.check_layout(self.info)  # every rank alike: all stop, none waits on a collective
+            if state.is_world_process_zero and self.info["world_size"] > 1:
+                console.print(distributed.summary_line(self.info), highlight=False)
+
+    return Layout()
 
 
 KERNEL_STEPS = 2  # optimizer steps not timed by the time budget (first-call kernel set-up, allocator growth)

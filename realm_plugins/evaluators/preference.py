@@ -12,6 +12,7 @@ from realm_cli.config import PluginSpec, plugin_field
 from realm_cli.errors import RealmError
 from realm_cli.hookspecs import hookimpl
 from realm_cli.contracts import Evaluator
+from realm_cli.evaluate.transfer import transfer_table, with_lengths
 
 
 @dataclass
@@ -35,18 +36,18 @@ class PreferenceEvalConfig:
             raise ValueError(f"ci_resamples: expected a positive integer, got {self.ci_resamples}")
 
 
-def score_pairs(reward, records: list, batch_size: int, progress, label: str) -> tuple[list[float], list[float]]:
-    task = progress.add_task(f"scoring {label}", total=len(records))
-    chosen, rejected = [], []
-    for start in range(0, len(records), batch_size):
-        chunk = records[start:start + batch_size]
-        prompts = [r.prompt for r in chunk]
-        # chosen and rejected in one call: batch-level rewards (e.g. per-prompt normalisation) see both sides
-        values = reward.score(prompts + prompts, [r.chosen for r in chunk] + [r.rejected for r in chunk])
-        chosen += [float(v) for v in values[: len(chunk)]]
-        rejected += [float(v) for v in values[len(chunk):]]
-        progress.advance(task, len(chunk))
-    return chosen, rejected
+def score_pairs(reward, records: list, batch_size: int, progress, label: str,
+                where) -> tuple[list[float], list[float]] | None:
+    """Chosen and rejected scores of every pair, shared out over the processes of a launched run
+    (realm_cli.evaluate.shards, ``where``: a Sharding); None on a rank other than the main one."""
+    from realm_cli.evaluate.shards import score_units
+
+    # a pair's two sides in one reward call: batch-level rewards (e.g. per-prompt normalisation) see both
+    scores = score_units(reward, [[(r.prompt, r.chosen), (r.prompt, r.rejected)] for r in records], batch_size,
+                         where, progress, label)
+    if scores is None:
+        return None
+    return [c for c, _ in scores], [j for _, j in scores]
 
 
 def plot(results: dict[str, dict], scores: dict[str, tuple], path: Path, reward_name: str) -> None:
@@ -104,44 +105,6 @@ def print_table(results: dict[str, dict], reward_name: str, console) -> None:
     console.print(table)
 
 
-def transfer_table(results: dict[str, dict], reward_name: str):
-    """Every named set at a glance: the reward's accuracy beside what length alone gets on the same pairs, and its
-    margin over the better length baseline (paired bootstrap) — a reward that only learned "longer is better"
-    shows up here on the sets it was not trained on."""
-    from rich.table import Table
-
-    from realm_cli.evaluate.stats import beats, format_ci
-
-    table = Table(title=f"transfer: accuracy vs length baselines — reward {reward_name}",
-                  caption="lengths in characters, equal lengths count wrong for both baselines; margin = RM minus "
-                          "the better baseline, 95% paired bootstrap; beats it? yes/no when the interval excludes 0")
-    for col in ("set", "RM [95% CI]", "longer wins", "shorter wins", "RM | longer rejected", "margin [95% CI]",
-                "beats it?"):
-        table.add_column(col, justify="left" if col == "set" else "right",
-                         overflow="fold")
-    for name, r in results.items():
-        length = r["length"]
-        where, margin = length["rm_where_longer_rejected"], length["margin_over_best_baseline"]
-        table.add_row(name, format_ci(r["accuracy"], r["ci95"]),
-                      format_ci(length["longer_wins"]["accuracy"], length["longer_wins"]["ci95"]),
-                      format_ci(length["shorter_wins"]["accuracy"], length["shorter_wins"]["ci95"]),
-                      f"{format_ci(where['accuracy'])} (n={where['n']})", format_ci(margin["diff"], margin["ci95"]),
-                      beats(margin))
-    return table
-
-
-def with_lengths(summary: dict, records: list, chosen: list[float], rejected: list[float], kw: dict) -> dict:
-    """``summary`` plus the length baselines over its scored pairs (the same pairs its accuracy counts)."""
-    import math
-
-    from realm_cli.evaluate.stats import length_baselines
-
-    kept = [(r, c > j) for r, c, j in zip(records, chosen, rejected) if not (math.isnan(c) or math.isnan(j))]
-    summary["length"] = length_baselines([len(r.chosen) for r, _ in kept], [len(r.rejected) for r, _ in kept],
-                                         [ok for _, ok in kept], **kw)
-    return summary
-
-
 class PreferenceEvaluator(Evaluator):
     Config = PreferenceEvalConfig
 
@@ -149,26 +112,35 @@ class PreferenceEvaluator(Evaluator):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from realm_cli import distributed
         from realm_cli.evaluate.reward_bench import scoring_record
+        from realm_cli.evaluate.shards import sharding
         from realm_cli.evaluate.stats import pair_summary
         from realm_cli.data.load import DataConfig, load
         from realm_cli.rewards.build import build_reward
+        from realm_cli.rewards.shards import bind_device
 
         console = Console(stderr=True)
         splits = load(DataConfig(validation=self.config.sets))
         empty = [n for n, recs in splits.validation.items() if not recs]
         if empty:
             raise RealmError(f"preference: validation set(s) {', '.join(empty)} have no pairs")
+        main = distributed.is_main_process()
+        bind_device()
         reward = build_reward(self.config.reward)
         results, scores = {}, {}
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), console=console) as progress:
+                          TimeRemainingColumn(), console=console, disable=not main) as progress:
                 kw = {"resamples": self.config.ci_resamples, "seed": self.config.ci_seed}
-                for name, records in splits.validation.items():
-                    scores[name] = score_pairs(reward, records, self.config.batch_size, progress, name)
-                    results[name] = with_lengths(pair_summary(*scores[name], n_bins=self.config.bins, **kw),
-                                                 records, *scores[name], kw)
+                for k, (name, records) in enumerate(splits.validation.items()):
+                    where = sharding(output_dir, f"preference-{k}-{name}", self.config.reward)
+                    scores[name] = score_pairs(reward, records, self.config.batch_size, progress, name, where)
+                    if main:
+                        results[name] = with_lengths(pair_summary(*scores[name], n_bins=self.config.bins, **kw),
+                                                     records, *scores[name], kw)
+            if not main:  # another rank of a launched run: its share of every set is scored, rank 0 does the rest
+                return {}
             # how the reward scored (max_length, precision/dtype, truncation), as the RewardBench files record it
             scoring = scoring_record(reward, [(r.prompt, text) for recs in splits.validation.values()
                                               for r in recs for text in (r.chosen, r.rejected)])

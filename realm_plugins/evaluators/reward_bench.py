@@ -79,19 +79,15 @@ def group_items(records: list) -> list[dict]:
     return items
 
 
-def score_texts(reward, texts: list[tuple], batch_size: int, progress) -> dict[tuple, float]:
-    """Score each distinct (prompt, response) once; keys are (prompt json, response)."""
+def score_texts(reward, texts: list[tuple], batch_size: int, progress, where) -> dict[tuple, float] | None:
+    """Score each distinct (prompt, response) once, over the processes of a launched run (``where``: a Sharding);
+    keys are (prompt json, response). None on a rank other than the main one."""
+    from realm_cli.evaluate.shards import score_units
+
     unique = list(dict.fromkeys(texts))
-    task = progress.add_task("scoring responses", total=len(unique))
-    scores = {}
-    for start in range(0, len(unique), batch_size):
-        chunk = unique[start:start + batch_size]
-        values = reward.score([json.loads(p) for p, _ in chunk], [resp for _, resp in chunk])
-        if len(values) != len(chunk):
-            raise RealmError(f"reward returned {len(values)} scores for {len(chunk)} responses")
-        scores.update(zip(chunk, (float(v) for v in values)))
-        progress.advance(task, len(chunk))
-    return scores
+    scores = score_units(reward, [[(json.loads(p), resp)] for p, resp in unique], batch_size, where, progress,
+                         "responses")
+    return None if scores is None else {text: s[0] for text, s in zip(unique, scores)}
 
 
 def v1_scores(records: list, scores: dict) -> tuple[dict, list[dict]]:
@@ -126,8 +122,9 @@ def v2_scores(items: list[dict], scores: dict) -> tuple[dict, list[dict]]:
     return summary, rows
 
 
-def evaluate(records: list, reward, config: RewardBenchConfig, progress) -> tuple[dict, list[dict]]:
-    """The protocol summary and the per-item rows (reward-bench's scores_chosen / scores_rejected / results).
+def evaluate(records: list, reward, config: RewardBenchConfig, progress, where) -> tuple[dict, list[dict]] | None:
+    """The protocol summary and the per-item rows (reward-bench's scores_chosen / scores_rejected / results); None
+    on a rank other than the main one of a launched run (``where``: the Sharding of the scoring).
 
     v2 scores whole items, so an item a dataset ``limit`` cut short is left out and counted as ``incomplete``."""
     from realm_cli.evaluate import reward_bench as rbs
@@ -139,7 +136,9 @@ def evaluate(records: list, reward, config: RewardBenchConfig, progress) -> tupl
         protocol = "v2" if all(len(i["chosen"]) + len(i["rejected"]) > 2 for i in complete) else "v1"
     scored = complete if protocol == "v2" else items
     texts = [(json.dumps(i["prompt"], sort_keys=True), resp) for i in scored for resp in i["chosen"] + i["rejected"]]
-    scores = score_texts(reward, texts, config.batch_size, progress)
+    scores = score_texts(reward, texts, config.batch_size, progress, where)
+    if scores is None:
+        return None
     kw = {"resamples": config.ci_resamples, "seed": config.ci_seed}
     if protocol == "v1":
         summary, rows = v1_scores(records, scores)
@@ -299,21 +298,28 @@ class RewardBenchEvaluator(Evaluator):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from realm_cli import distributed
         from realm_cli.config import to_dict
-        from realm_cli.rewards.build import build_reward
-
         from realm_cli.evaluate.reward_bench import fp32_reward
+        from realm_cli.evaluate.shards import sharding
+        from realm_cli.rewards.build import build_reward
+        from realm_cli.rewards.shards import bind_device
 
         console = Console(stderr=True)
         records = load_records(self.config.data)
         reward_spec = fp32_reward(self.config.reward)  # ties are wrong in v1: score in fp32 unless told otherwise
+        bind_device()
         reward = build_reward(reward_spec)
         try:
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), console=console) as progress:
-                summary, rows = evaluate(records, reward, self.config, progress)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=console, disable=not distributed.is_main_process()) as progress:
+                where = sharding(output_dir, "reward-bench", reward_spec)  # the shards of the scoring
+                result = evaluate(records, reward, self.config, progress, where)
         finally:
             reward.close()
+        if result is None:  # another rank of a launched run: its share is scored, rank 0 does the rest
+            return {}
+        summary, rows = result
         output_dir.mkdir(parents=True, exist_ok=True)
         reward_block = to_dict(reward_spec)
         result = {"model": reward_block, "model_type": "realm reward plugin", **summary,

@@ -140,8 +140,9 @@ def group_items(records: list) -> list[dict]:
     return list(slots.values())
 
 
-def evaluate(records: list, reward, config: RMBenchConfig, progress) -> tuple[dict, list[dict]]:
-    """Score every response of every complete item once; the summary and the per-item rows."""
+def evaluate(records: list, reward, config: RMBenchConfig, progress, where) -> tuple[dict, list[dict]] | None:
+    """Score every response of every complete item once; the summary and the per-item rows. None on a rank other
+    than the main one of a launched run (``where``: the Sharding of the scoring)."""
     from realm_cli.evaluate import reward_bench as rbs
     from realm_plugins.evaluators.reward_bench import score_texts
 
@@ -150,7 +151,9 @@ def evaluate(records: list, reward, config: RMBenchConfig, progress) -> tuple[di
     if not complete:
         raise RealmError(f"rm-bench: none of the {len(items)} items has all three styles (is --limit too small?)")
     texts = [(json.dumps(i["prompt"], sort_keys=True), resp) for i in complete for resp in i["chosen"] + i["rejected"]]
-    scores = score_texts(reward, texts, config.batch_size, progress)
+    scores = score_texts(reward, texts, config.batch_size, progress, where)
+    if scores is None:
+        return None
     rows = []
     for item in complete:
         p = json.dumps(item["prompt"], sort_keys=True)
@@ -203,21 +206,29 @@ class RMBenchEvaluator(Evaluator):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from realm_cli import distributed
         from realm_cli.config import to_dict
         from realm_cli.evaluate.reward_bench import fp32_reward
+        from realm_cli.evaluate.shards import sharding
         from realm_cli.rewards.build import build_reward
+        from realm_cli.rewards.shards import bind_device
         from realm_plugins.evaluators.reward_bench import load_records
 
         console = Console(stderr=True)
         records = load_records(self.config.data)
         reward_spec = fp32_reward(self.config.reward)  # ties are wrong: score in fp32 unless told otherwise
+        bind_device()
         reward = build_reward(reward_spec)
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), console=console) as progress:
-                summary, rows = evaluate(records, reward, self.config, progress)
+                          TimeRemainingColumn(), console=console,
+                          disable=not distributed.is_main_process()) as progress:
+                result = evaluate(records, reward, self.config, progress, sharding(output_dir, "rm-bench", reward_spec))
         finally:
             reward.close()
+        if result is None:  # another rank of a launched run: its share is scored, rank 0 does the rest
+            return {}
+        summary, rows = result
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "rm_bench.json").write_text(json.dumps(
             {"model": to_dict(reward_spec), **summary, "per_item": rows}, indent=1) + "\n")

@@ -12,10 +12,11 @@ from typing import Literal
 
 from realm_cli.hookspecs import hookimpl
 from realm_cli.contracts import Trainer
+from realm_cli.tracking import TrackingOptions
 
 
 @dataclass
-class Config:
+class Config(TrackingOptions):
     learning_rate: float = 5e-5
     epochs: float = 1.0
     max_steps: int | None = None  # overrides epochs when set
@@ -41,6 +42,7 @@ class Config:
     num_threads: int | None = None  # CPU threads per process; default: the cores divided among the processes
 
     def __post_init__(self):
+        super().__post_init__()
         for name in ("learning_rate", "epochs", "per_device_batch_size", "gradient_accumulation_steps",
                      "save_steps", "logging_steps", "eval_batch_size"):
             if getattr(self, name) <= 0:

@@ -192,3 +192,21 @@ def test_a_logged_run_shows_every_phase_as_plain_lines(tmp_path, char_llama_dir,
     assert "round 1/1: training step 1/" in text
     assert "held-out: aligned policy: 2 held-out answers scored" in text
     assert "\x1b[" not in text  # plain lines, no terminal escapes
+
+
+def test_ppo_on_several_processes_is_refused_once_before_anything_is_launched(tmp_path, char_llama_dir, toys,
+                                                                               monkeypatch):
+    import subprocess
+
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("launched"))
+    recipe = write_recipe(tmp_path, char_llama_dir, algo="ppo")
+    with pytest.raises(RealmError, match=r"align with trainer 'ppo' runs in one process only; this recipe launches 2"):
+        runner.run("align", recipe, ["launch.accelerate_config=multi_cpu", "launch.num_processes=2"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_new_run_into_the_same_directory_with_another_reward_scores_its_base_answers_afresh(tmp_path, char_llama_dir,
+                                                                                              toys):
+    first = runner.run("align", write_recipe(tmp_path, char_llama_dir), [])
+    second = runner.run("align", write_recipe(tmp_path, char_llama_dir, reward="flaky"), [])
+    assert "letter-a" in first["heldout"] and "flaky" in second["heldout"] and "letter-a" not in second["heldout"]

@@ -109,3 +109,32 @@ def test_listings_print_json_with_a_stable_schema():
     shown = run("recipes", "show", "cpu-minilm")
     assert shown["schema"] == "realm.recipe.v1" and shown["recipe"]["command"] == "train-rm"
     assert run("plugins")["schema"] == "realm.plugins.v1"
+
+
+def _pairs_file(path, subsets=False):
+    rows = [{"prompt": f"Question {i}", "chosen": "A careful, kind answer. " * (1 + i % 2), "rejected": f"No {i}.",
+             "id": f"r{i}", **({"subset": "llmbar-natural"} if subsets else {})} for i in range(6)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_eval_help_examples_run_and_json_prints_the_metrics(tmp_path, tiny_bert_dir):
+    """The override each eval help suggests is one the bt reward takes (issue #16): run it (the model path swapped
+    for a tiny model), with --json: one object, schema realm.eval.v1, metrics = what metrics.json holds."""
+    import re
+
+    for command, data in (("preference", _pairs_file(tmp_path / "pairs.jsonl")),
+                          ("reward-bench", _pairs_file(tmp_path / "rb.jsonl", subsets=True))):
+        help_text = CliRunner().invoke(build_app(), ["eval", command, "--help"], env={"COLUMNS": "250"}).output
+        examples = re.findall(r"(reward\.[a-z_]+)=runs/cpu-minilm", help_text)
+        assert examples, help_text
+        out = tmp_path / command
+        result = CliRunner().invoke(build_app(), ["eval", command, "--reward", "bt", "--data", str(data), "-o", str(out),
+                                                  "--json", f"{examples[0]}={tiny_bert_dir}", "plot=false",
+                                                  "ci_resamples=50"])
+        assert result.exit_code == 0, result.output
+        printed = json.loads(result.stdout)
+        assert printed["schema"] == "realm.eval.v1" and printed["output_dir"] == str(out)
+        saved = json.loads((out / "metrics.json").read_text())
+        assert printed["metrics"] == json.loads(json.dumps(saved).replace("NaN", "null"))
+        assert command in printed["metrics"]

@@ -148,3 +148,38 @@ def test_eval_recipe_takes_dotted_overrides_after_recipe(tmp_path):
     assert f"output_dir: {tmp_path / 'x'}" in result.output and "batch_size: 7" in result.output
     result = _invoke(["eval", "--recipe", "eval-truthfulqa-smollm2", "evaluators=[{name: truthfulqa, batch: 7}]"])
     assert result.exit_code == 2 and "evaluators[0].batch: unknown key" in result.output
+
+
+def test_report_without_o_writes_beside_its_inputs_not_into_the_cwd(tmp_path, monkeypatch):
+    a = _run_dir(tmp_path / "runs" / "rm-a", "train-rm", {"eval": {"accuracy": 0.61}})
+    b = _run_dir(tmp_path / "runs" / "rm-b", "train-rm", {"eval": {"accuracy": 0.66}})
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    result = _invoke(["report", str(a), str(b)])
+    assert result.exit_code == 0, result.output
+    assert list(cwd.iterdir()) == []  # nothing in the current directory
+    written = tmp_path / "runs" / "report" / "report.json"
+    assert json.loads(written.read_text())["shared"] == ["eval.accuracy"]
+    assert str(written) in result.output.replace("\n", "")  # the destination is said, not silent
+
+
+def test_report_png_draws_each_metric_in_its_own_panel_on_its_own_scale(tmp_path):
+    from realm_cli.evaluate import report as run_report
+
+    metrics = lambda acc, pairs: {"eval": {"accuracy": acc, "pairs": pairs}}  # noqa: E731
+    a = _run_dir(tmp_path / "a", "eval", metrics(0.31, 400))
+    b = _run_dir(tmp_path / "b", "eval", metrics(0.58, 410))
+    out = tmp_path / "out"
+    result = _invoke(["report", str(a), str(b), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["plot"] == ["eval.accuracy", "eval.pairs"]
+    assert (out / "report.png").stat().st_size > 1000
+    fig = run_report.figure(report, report["plot"])
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+    assert set(panels) == {"eval.accuracy", "eval.pairs"}
+    assert panels["eval.accuracy"].get_ylim()[1] < 1.0  # 0.31 and 0.58 fill their own axis
+    assert panels["eval.pairs"].get_ylim()[1] > 400
+    heights = [p.get_height() for p in panels["eval.accuracy"].patches]
+    assert heights == [0.31, 0.58]

@@ -7,10 +7,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 from support.rm_helpers import write_pairs, write_recipe
 
+pytestmark = pytest.mark.distributed
 
-def test_two_cpu_processes_train_one_reward_model(tmp_path, tiny_bert_dir):
+
+@pytest.mark.parametrize("strategy", ["ddp"])
+def test_two_cpu_processes_train_one_reward_model(strategy, tmp_path, tiny_bert_dir):
     data = write_pairs(tmp_path / "pairs.jsonl", n=40)
     out = tmp_path / "out"
     recipe = write_recipe(tmp_path / "r.yaml", tiny_bert_dir, data, out, trainer={"max_steps": 4},
@@ -25,6 +29,7 @@ def test_two_cpu_processes_train_one_reward_model(tmp_path, tiny_bert_dir):
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train"]["world_size"] == 2
+    assert metrics["distributed"]["strategy"] == strategy and metrics["distributed"]["world_size"] == 2
     assert metrics["train"]["steps"] == 4
     # 4 steps x 4 pairs per process x 2 processes cover 32 of the 30 train pairs: both ranks fed the one model.
     assert metrics["train"]["pairs_per_second"] > 0

@@ -3,6 +3,7 @@ clients scored exactly as direct scoring, and internal errors that never turn in
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -110,7 +111,12 @@ def test_oversize_body_and_batch_are_rejected_with_a_message(server):
     r = httpx.post(f"{url}/score", json=many, headers=auth)
     assert r.status_code == 422 and "limit of 8" in r.json()["detail"]
     r = httpx.post(f"{url}/score", json={"items": [{"prompt": "p"}]}, headers=auth)
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "response"
+    # curl -d without -H 'Content-Type: application/json' sends the JSON as a form: the error says which header
+    r = httpx.post(f"{url}/score", content=json.dumps(body := {"items": [{"prompt": "p", "response": "r"}]}),
+                   headers={**auth, "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422 and "Content-Type: application/json" in r.json()["detail"][0]["msg"]
+    assert httpx.post(f"{url}/score", json=body, headers=auth).status_code == 200
     r = httpx.post(f"{url}/get_reward", json={"query": ["abc"]}, headers=auth)  # plain text: no response in it
     assert r.status_code == 422 and "query[0]" in r.json()["detail"] and "assistant turn" in r.json()["detail"]
     r = httpx.post(f"{url}/get_reward", json={"query": ["a b"], "prompts": ["a", "b"]}, headers=auth)

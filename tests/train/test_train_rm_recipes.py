@@ -14,7 +14,7 @@ from realm_cli.recipes import runner
 from realm_cli.train.preflight import uses_master_weights
 from realm_cli.train.trainer import training_arguments
 
-RECIPES = ["cpu-minilm", "cpu-smollm2-lora", "gpt2-lora-6gb", "gpt2-12gb", "gpt2-24gb", "gemma2b-zero3",
+RECIPES = ["cpu-minilm", "cpu-quality", "cpu-smollm2-lora", "gpt2-lora-6gb", "gpt2-12gb", "gpt2-24gb", "gemma2b-zero3",
            "gemma7b-4xa100", "llama3-8b-zero3-8gpu"]
 
 
