@@ -184,3 +184,14 @@ def summary_line(info: dict) -> str:
     shares = ", ".join(f"{s:.0%}" for s in info["param_share_per_rank"])
     return (f"distributed: {info['strategy']} over {info['world_size']} process(es) ({info['backend'] or 'no'} "
             f"backend, {info['engine'].rsplit('.', 1)[-1]}); parameters held per rank: {shares}")
+
+
+def finish() -> None:
+    """The end of a launched job, on every rank: wait for the others, then take the process group down in order.
+    A rank that simply exits while a peer still holds the group can abort in gloo's destructor ("terminate called
+    without an active exception", exit -6: seen in CI after an FSDP2 run on CPU processes), failing a finished run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -77,6 +77,7 @@ def run_recipe(recipe: recipes.Recipe, command: str | None = None, *, dry_run: b
         raise
     if distributed.is_main_process():
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+    distributed.finish()
     return metrics
 
 
