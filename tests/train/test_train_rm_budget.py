@@ -96,3 +96,46 @@ def test_the_demo_recipe_has_a_time_budget():
 
     options = recipes.load("cpu-minilm").trainer.options
     assert options.max_minutes is not None and options.max_minutes + 1.5 <= 8
+
+
+def test_the_budget_is_planned_again_when_the_probed_steps_were_the_slow_ones(monkeypatch):
+    """HF's length-grouped sampler serves the longest batches first: a plan from the probe alone leaves most of the
+    budget unused. Steps here take 3 s while probed, then 1 s: the re-plans spend the budget (to one step)."""
+    import types
+
+    from realm_cli.train import trainer as trainer_mod
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(trainer_mod.time, "perf_counter", lambda: clock["t"])
+    args = types.SimpleNamespace(get_warmup_steps=lambda total: math.ceil(0.1 * total), device="cpu")
+    state = types.SimpleNamespace(global_step=0, max_steps=10_000)
+    control = types.SimpleNamespace(should_training_stop=False, should_log=False)
+    args.save_strategy = "no"
+    cb = trainer_mod.time_budget_callback(2.0)  # 120 s
+    cb.on_train_begin(args, state, control)
+    while not control.should_training_stop:
+        clock["t"] += 3.0 if state.global_step < 7 else 1.0
+        state.global_step += 1
+        cb.on_step_end(args, state, control)
+    plan = cb.plan
+    assert plan["first_plan"] == 7 + math.floor((120 - 21) / 3.0)  # 40: what the probe alone gives
+    # the mean since the probe began: (15 + 3) / 8 s at step 10, then closer to 1 s at each re-plan
+    assert [(r["at_step"], r["planned_steps"]) for r in plan["replans"]] == [(10, 52), (26, 82), (62, 99)]
+    assert plan["planned_steps"] == state.global_step == 99
+    assert 0.9 * 120 <= clock["t"] <= 120  # 113 s: nearly the whole budget (the probe alone: 61 s), not overrun
+    assert plan["steps_without_budget"] == 10_000
+
+
+def test_a_replan_never_restarts_a_finished_warmup():
+    import torch
+    from transformers import get_scheduler
+
+    from realm_cli.train.trainer import rescale_schedule
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = get_scheduler("linear", opt, num_warmup_steps=4, num_training_steps=40)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    assert rescale_schedule(sched, 80, 4)  # the plan grew; warmup (done at step 4) stays
+    assert opt.param_groups[0]["lr"] == pytest.approx(70 / 76)
