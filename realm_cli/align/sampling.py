@@ -15,7 +15,10 @@ class Sampling:
     top_p: float = 0.95
     max_new_tokens: int = 64
     max_prompt_tokens: int = 256
-    batch_size: int = 16  # sequences per generate() call
+    # sequences per batch. Larger does not pay on a CPU (benchmarks/sampling.py, 32 prompts x 2 of HH: 32 as fast
+    # as 16, 64 2.4x slower): per-token decode cost hardly falls with the batch there, and a larger batch spans
+    # more prompt lengths, so its rows carry more left padding through every step.
+    batch_size: int = 16
 
 
 @dataclass
@@ -32,10 +35,19 @@ def chat_prompt(tokenizer, messages: list[Message]) -> str:
 
 def sample(model, tokenizer, prompts: list[list[Message]], *, k: int = 1, settings: Sampling | None = None,
            greedy: bool = False, seed: int | None = None, autocast=None, share: tuple[int, int] = (0, 1)) -> Samples:
-    """``k`` responses to each prompt, generated ``settings.batch_size`` sequences at a time with ``use_cache``.
+    """``k`` responses to each prompt, ``settings.batch_size`` sequences at a time with the KV cache.
 
     ``share=(rank, size)``: only every ``size``-th of the ``len(prompts) * k`` samples from ``rank`` on (one
-    process's part of a multi-process run; ``shards.gather`` puts the parts back in order)."""
+    process's part of a multi-process run; ``shards.gather`` puts the parts back in order).
+
+    Two things make it faster than ``generate()`` over the jobs in order (benchmarks/sampling.py measures them):
+    batches are formed from jobs of neighbouring prompt length, so little of each batch is left padding, and
+    ``decode_batch`` drops a row from the batch as soon as it ends instead of computing it until the batch's longest
+    response does. The outputs still come in job order.
+
+    Under ZeRO-3 the callers run this inside ``shards.full_weights``: every rank holds the full weights and a forward
+    pass has no collective in it, so ranks may run different numbers of passes (as with ``generate()``, which also
+    stops when its own batch is done, and with shares of different sizes)."""
     import contextlib
 
     import torch
@@ -43,37 +55,137 @@ def sample(model, tokenizer, prompts: list[list[Message]], *, k: int = 1, settin
     settings = settings or Sampling()
     if seed is not None:
         torch.manual_seed(seed)
-    eos_ids = _eos_ids(model, tokenizer)
-    texts = [chat_prompt(tokenizer, p) for p in prompts]
-    jobs = [(i, texts[i]) for i in range(len(prompts)) for _ in range(k)][share[0]::share[1]]
-    out = Samples()
+    templated = templated_ids(tokenizer, prompts, settings)
+    jobs = [i for i in range(len(prompts)) for _ in range(k)][share[0]::share[1]]
+    by_length = sorted(range(len(jobs)), key=lambda j: len(templated[jobs[j]]))  # stable: a prompt's k stay together
+    options = generate_options(tokenizer, _eos_ids(model, tokenizer), settings, greedy)
+    decode = decode_batch if can_drop_rows(model) else generate_batch
     was_training = model.training
     model.eval()
-    dev = next(model.parameters()).device
     try:
-        for start in range(0, len(jobs), settings.batch_size):
-            chunk = jobs[start:start + settings.batch_size]
-            enc = tokenizer([t for _, t in chunk], return_tensors="pt", padding=True, truncation=True,
-                            max_length=settings.max_prompt_tokens, add_special_tokens=False).to(dev)
-            kwargs = dict(max_new_tokens=settings.max_new_tokens, use_cache=True,
-                          pad_token_id=tokenizer.pad_token_id, eos_token_id=eos_ids)
-            if greedy:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            else:
-                kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=0)
-            with torch.no_grad(), (autocast or contextlib.nullcontext()):
-                generated = model.generate(**enc, **kwargs)
-            width = enc["input_ids"].shape[1]
-            for row, (index, _) in enumerate(chunk):
-                query = enc["input_ids"][row][enc["attention_mask"][row].bool()].tolist()
-                response = _cut_at_eos(generated[row, width:].tolist(), eos_ids, tokenizer.pad_token_id)
-                out.prompt_index.append(index)
-                out.query_ids.append(query)
-                out.response_ids.append(response)
-                out.texts.append(tokenizer.decode(response, skip_special_tokens=True).strip())
+        with torch.no_grad(), (autocast or contextlib.nullcontext()):
+            responses = in_batches(model, [templated[i] for i in jobs], by_length, settings.batch_size, decode,
+                                   options)
     finally:
         model.train(was_training)
-    return out
+    return Samples(prompt_index=jobs, query_ids=[list(templated[i]) for i in jobs], response_ids=responses,
+                   texts=[tokenizer.decode(r, skip_special_tokens=True).strip() for r in responses])
+
+
+def templated_ids(tokenizer, prompts: list[list[Message]], settings: Sampling) -> list[list[int]]:
+    """Each prompt's chat-templated tokens, the oldest cut when over ``settings.max_prompt_tokens``."""
+    return tokenizer([chat_prompt(tokenizer, p) for p in prompts], truncation=True,
+                     max_length=settings.max_prompt_tokens, add_special_tokens=False)["input_ids"]
+
+
+def generate_options(tokenizer, eos_ids: list[int], settings: Sampling, greedy: bool) -> dict:
+    """``generate()`` keyword arguments for these settings (``decode_batch`` takes the same)."""
+    options = dict(max_new_tokens=settings.max_new_tokens, use_cache=True, pad_token_id=tokenizer.pad_token_id,
+                   eos_token_id=eos_ids)
+    if greedy:
+        options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    else:
+        options.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=0)
+    return options
+
+
+def in_batches(model, queries: list[list[int]], order: list[int], batch_size: int, decode, options: dict):
+    """``decode(model, queries, options)`` over batches of ``batch_size`` queries taken in ``order``; the responses
+    in the queries' own order."""
+    responses: list[list[int]] = [[] for _ in queries]
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        for j, response in zip(batch, decode(model, [queries[j] for j in batch], options)):
+            responses[j] = response
+    return responses
+
+
+def _left_padded(queries: list[list[int]], pad_id: int, device):
+    """(input_ids, attention_mask) with each query right-aligned: decoder-only generation continues from the right."""
+    import torch
+
+    width = max(map(len, queries))
+    ids = torch.tensor([[pad_id] * (width - len(q)) + q for q in queries], device=device)
+    mask = torch.tensor([[0] * (width - len(q)) + [1] * len(q) for q in queries], device=device)
+    return ids, mask
+
+
+def generate_batch(model, queries: list[list[int]], options: dict) -> list[list[int]]:
+    """Plain ``generate()``: for a model whose KV cache ``decode_batch`` cannot drop rows from."""
+    ids, mask = _left_padded(queries, options["pad_token_id"], next(model.parameters()).device)
+    generated = model.generate(input_ids=ids, attention_mask=mask, **options)
+    return [_cut_at_eos(row, options["eos_token_id"], options["pad_token_id"])
+            for row in generated[:, ids.shape[1]:].tolist()]
+
+
+def can_drop_rows(model) -> bool:
+    """Whether ``decode_batch`` applies: a decoder-only model of transformers' own code whose default cache is a plain
+    ``DynamicCache`` of attention layers (``batch_select_indices`` drops rows from those)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # under a peft wrapper
+    if model.config.is_encoder_decoder or base.is_remote_code() or not base._supports_default_dynamic_cache():
+        return False
+    return all(isinstance(layer, DynamicLayer) for layer in DynamicCache(config=model.config).layers)
+
+
+def decode_batch(model, queries: list[list[int]], options: dict) -> list[list[int]]:
+    """What ``generate(**options)`` samples for the batch, each response up to and including its first EOS.
+
+    Hand-written only because ``generate()`` cannot shrink its batch: it keeps computing the rows that have ended
+    (padding them) until the longest one ends. Here a row leaves the batch, its KV cache rows included, at its EOS,
+    and the copies of one prompt in the batch (its ``k`` samples) share one prefill.
+    The logits processors are the ones ``generate()`` builds from the same options (temperature, top-p, and
+    whatever the model's generation config adds), fed the same running ids; greedy is the argmax."""
+    import torch
+    from transformers import DynamicCache
+
+    dev = next(model.parameters()).device
+    distinct: dict[tuple[int, ...], int] = {}
+    copies = torch.tensor([distinct.setdefault(tuple(q), len(distinct)) for q in queries], device=dev)
+    ids, mask = _left_padded([list(q) for q in distinct], options["pad_token_id"], dev)
+    config, _ = model._prepare_generation_config(None, **options)
+    model._prepare_special_tokens(config, True, device=dev)
+    processors = model._get_logits_processor(config, input_ids_seq_length=ids.shape[1], encoder_input_ids=ids,
+                                             device=dev, model_kwargs={})
+    eos = torch.tensor(options["eos_token_id"], device=dev)
+    width = ids.shape[1]
+    rows = torch.arange(len(queries), device=dev)  # the query each row of the shrinking batch answers
+    responses: list[list[int]] = [[] for _ in queries]
+
+    def retire(which):
+        for row, tokens in zip(rows[which].tolist(), ids[which, width:].tolist()):
+            responses[row] = tokens
+
+    cache = DynamicCache(config=model.config)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                   use_cache=True, logits_to_keep=1).logits[:, -1]
+    # the k samples of a prompt share one prefill: its cache rows (and next-token logits) copied for each
+    cache.batch_select_indices(copies)
+    ids, mask, positions, logits = ids[copies], mask[copies], positions[copies], logits[copies]
+    for step in range(config.max_new_tokens):
+        scores = processors(ids, logits.float())
+        if config.do_sample:
+            chosen = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            chosen = scores.argmax(dim=-1)
+        ids = torch.cat([ids, chosen[:, None]], dim=-1)
+        ended = torch.isin(chosen, eos)
+        if step + 1 == config.max_new_tokens or bool(ended.all()):
+            break
+        if bool(ended.any()):
+            retire(ended)
+            live = (~ended).nonzero().squeeze(1)
+            cache.batch_select_indices(live)
+            ids, mask, positions, rows, chosen = ids[live], mask[live], positions[live], rows[live], chosen[live]
+        mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=-1)
+        positions = positions[:, -1:] + 1
+        logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=positions, past_key_values=cache,
+                       use_cache=True).logits[:, -1]
+    retire(torch.ones(len(rows), dtype=torch.bool, device=dev))
+    return responses
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

@@ -1,0 +1,120 @@
+"""realm's sampler (length-sorted batches, rows dropped from the batch at their EOS) keeps plain ``generate()``'s
+results: greedy token ids per prompt, job order, the ``share`` split, responses cut at the first EOS, and seeded
+sampling that repeats and tends to greedy as the temperature (or top-p) goes to zero."""
+
+from __future__ import annotations
+
+import pytest
+from support.align_toys import char_llama_dir, one_thread  # noqa: F401 - fixtures
+
+from realm_cli.align import sampling, shards
+
+# very different lengths (1 to 36 words, under max_prompt_tokens), so length-sorted batches are not input order
+WORDS = "the quick brown fox jumps over a lazy dog while seven tired cats watch from the warm red roof".split()
+PROMPTS = [[{"role": "user", "content": " ".join((WORDS * 2)[:n])}] for n in (36, 1, 12, 3, 22, 6, 2, 17)]
+
+
+def load(model_dir):
+    from realm_cli.align import policy
+    from realm_cli.recipes.recipe import ModelConfig
+
+    cfg = ModelConfig(name=model_dir, dtype="float32")
+    tokenizer = policy.load_tokenizer(cfg)
+    return policy.load_model(cfg, tokenizer), tokenizer
+
+
+def plain_greedy(model, tokenizer, query: list[int], max_new_tokens: int, eos_ids: list[int]) -> list[int]:
+    """One prompt alone through ``generate()`` (no padding), cut after its first EOS."""
+    import torch
+
+    ids = torch.tensor([query])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                         do_sample=False, temperature=None, top_p=None, top_k=None, eos_token_id=eos_ids,
+                         pad_token_id=tokenizer.pad_token_id)[0, ids.shape[1]:].tolist()
+    ends = [i for i, t in enumerate(out) if t in eos_ids]
+    return out[: ends[0] + 1] if ends else out
+
+
+def with_early_eos(model, tokenizer, settings) -> list[int]:
+    """Make a token the model emits at many different steps an extra EOS, so greedy responses end at different
+    steps (rows leave their batches at different times) and some never do."""
+    first = sampling.sample(model, tokenizer, PROMPTS, settings=settings, greedy=True).response_ids
+    ends = lambda t: {r.index(t) if t in r else None for r in first}  # noqa: E731
+    extra = max(sorted({t for r in first for t in r}), key=lambda t: len(ends(t)))
+    model.generation_config.eos_token_id = [model.generation_config.eos_token_id, extra]
+    return sampling._eos_ids(model, tokenizer)
+
+
+@pytest.fixture(params=["char_llama_dir", "tiny_llama_dir", "tiny_gpt2_dir"])
+def policy_model(request, tmp_path_factory, one_thread):
+    """A tiny random model (Llama with a character vocabulary or with SmolLM2's tokenizer and chat template; GPT-2,
+    whose learned absolute positions catch position ids that are off for left-padded rows) re-initialised with
+    untied, wider-spread weights: the tied fixtures' greedy output only repeats one token, whatever the prompt."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    base = request.getfixturevalue(request.param)
+    cfg = AutoConfig.from_pretrained(base)
+    cfg.tie_word_embeddings, cfg.initializer_range = False, 0.3
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("lively")
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    return load(str(out))
+
+
+@pytest.mark.parametrize("drop_rows", [True, False], ids=["hand-loop", "generate-fallback"])
+def test_greedy_equals_plain_generate_per_prompt_in_job_order(policy_model, drop_rows, monkeypatch):
+    model, tokenizer = policy_model
+    settings = sampling.Sampling(max_new_tokens=12, batch_size=3)
+    eos_ids = with_early_eos(model, tokenizer, settings)
+    if not drop_rows:
+        monkeypatch.setattr(sampling, "can_drop_rows", lambda model: False)
+    out = sampling.sample(model, tokenizer, PROMPTS, k=2, settings=settings, greedy=True)
+    assert out.prompt_index == [i for i in range(len(PROMPTS)) for _ in range(2)]
+    templated = [tokenizer(sampling.chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]
+                 for p in PROMPTS]
+    assert out.query_ids == [templated[i] for i in out.prompt_index]
+    assert len({len(q) for q in templated}) == len(PROMPTS)
+    expected = [plain_greedy(model, tokenizer, templated[i], settings.max_new_tokens, eos_ids)
+                for i in out.prompt_index]
+    assert out.response_ids == expected
+    lengths = {len(r) for r in expected}
+    assert len(lengths) > 2 and settings.max_new_tokens in lengths  # rows ended at several steps, some never
+    assert out.texts == [tokenizer.decode(r, skip_special_tokens=True).strip() for r in expected]
+
+
+def test_both_shares_together_are_the_unshared_result(policy_model):
+    model, tokenizer = policy_model
+    settings = sampling.Sampling(max_new_tokens=10, batch_size=4)
+    whole = sampling.sample(model, tokenizer, PROMPTS, k=3, settings=settings, greedy=True)
+    parts = [sampling.sample(model, tokenizer, PROMPTS, k=3, settings=settings, greedy=True, share=(r, 2))
+             for r in (0, 1)]
+    jobs = [i for i in range(len(PROMPTS)) for _ in range(3)]
+    assert [p.prompt_index for p in parts] == [jobs[0::2], jobs[1::2]]
+    for field in ("prompt_index", "query_ids", "response_ids", "texts"):
+        assert shards.interleave([getattr(p, field) for p in parts]) == getattr(whole, field)
+
+
+def test_sampled_responses_end_at_their_first_eos_and_repeat_with_the_seed(char_llama_dir, one_thread):
+    model, tokenizer = load(char_llama_dir)
+    settings = sampling.Sampling(max_new_tokens=16, batch_size=5, temperature=1.0, top_p=1.0)
+    eos_ids = sampling._eos_ids(model, tokenizer)
+    runs = [sampling.sample(model, tokenizer, PROMPTS, k=4, settings=settings, seed=s) for s in (7, 7, 8)]
+    assert runs[0] == runs[1] and runs[0].response_ids != runs[2].response_ids
+    ended = 0
+    for response in runs[0].response_ids:
+        assert all(t not in eos_ids for t in response[:-1])
+        assert response[-1] in eos_ids or len(response) == settings.max_new_tokens
+        ended += response[-1] in eos_ids and len(response) < settings.max_new_tokens
+    assert 0 < ended < len(runs[0].response_ids)  # a batch whose rows end at different steps
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1e-4, 1.0), (1.0, 1e-6)])
+def test_sampling_tends_to_greedy(policy_model, temperature, top_p):
+    model, tokenizer = policy_model
+    greedy = sampling.sample(model, tokenizer, PROMPTS, k=2, greedy=True,
+                             settings=sampling.Sampling(max_new_tokens=8, batch_size=4))
+    cold = sampling.sample(model, tokenizer, PROMPTS, k=2, seed=0, settings=sampling.Sampling(
+        max_new_tokens=8, batch_size=4, temperature=temperature, top_p=top_p))
+    assert cold.response_ids == greedy.response_ids
