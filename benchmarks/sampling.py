@@ -3,13 +3,15 @@
 batches, rows dropped from the batch at their EOS), at the same batch size, temperature and top-p, in one run.
 
     .venv/bin/python benchmarks/sampling.py [--prompts 32] [--k 2] [--max-new-tokens 64] [--batch-size 16]
-        [--levers] [--batch-sizes 32,64] [--json out.json]
+        [--lora 16] [--levers] [--batch-sizes 32,64] [--json out.json]
 
 Throughput is generated tokens (up to and including EOS) per second. The share of the matmul ceiling counts the
 useful FLOPs, 2 x parameters x (prompt tokens without padding + generated tokens), against the matmul rate
 measured in this run (benchmarks/ceiling.py) in the dtype the sampling computes in. ``--levers`` also times each
-change alone (sorted batches with plain generate; the hand decode loop in input order); ``--batch-sizes`` times
-realm's sampler at other batch sizes too.
+change alone (sorted batches with plain generate; the hand decode loop in input order; realm's sampler without its
+bf16 copy of the weights, i.e. under autocast over the fp32 weights); ``--batch-sizes`` times realm's sampler at
+other batch sizes too. ``--lora R`` samples from the model wrapped in a fresh rank-R LoRA adapter on q/k/v/o, as a
+LoRA align recipe's policy is (its frozen base is where autocast re-casts the most).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: realm's Sampling().batch_size")
     parser.add_argument("--batch-sizes", default="", help="comma-separated: also time realm's sampler at these")
     parser.add_argument("--levers", action="store_true", help="also time each of realm's changes alone")
+    parser.add_argument("--lora", type=int, default=0, help="wrap the policy in a LoRA adapter of this rank")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
@@ -62,6 +65,11 @@ def main() -> None:
     cfg = ModelConfig(name=args.model)
     tokenizer = policy.load_tokenizer(cfg)
     model = policy.load_model(cfg, tokenizer).eval()
+    if args.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=args.lora, lora_alpha=2 * args.lora, task_type="CAUSAL_LM",
+                                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])).eval()
     bf16 = models.bf16_supported(policy.device())
     autocast = lambda: models.autocast(policy.device(), "auto")  # noqa: E731 - realm align's default (bf16: true)
     settings = sampling.Sampling(max_new_tokens=args.max_new_tokens,
@@ -74,17 +82,24 @@ def main() -> None:
     console.print(f"{cpu_model()} ({cpu_class()}), {torch.get_num_threads()} threads, load average "
                   f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {len(chats)} prompts x k={args.k}, "
                   f"{lengths[0]}-{lengths[-1]} tokens (median {lengths[len(lengths) // 2]}), "
-                  f"{'bf16 autocast' if bf16 else 'fp32'}", highlight=False)
+                  f"{'bf16 autocast' if bf16 else 'fp32'}{f', LoRA r{args.lora}' if args.lora else ''}",
+                  highlight=False)
 
     def loop(order, decode, batch_size=settings.batch_size):
         torch.manual_seed(args.seed)
         with torch.no_grad(), autocast():
             return sampling.in_batches(model, queries, order, batch_size, decode, options)
 
-    def realm(batch_size):
+    def realm(batch_size, bf16_copy=True):
         run = sampling.Sampling(**{**vars(settings), "batch_size": batch_size})
-        return sampling.sample(model, tokenizer, chats, k=args.k, settings=run, seed=args.seed,
-                               autocast=autocast()).response_ids
+        wants = sampling._wants_bf16_copy
+        if not bf16_copy:
+            sampling._wants_bf16_copy = lambda model: False
+        try:
+            return sampling.sample(model, tokenizer, chats, k=args.k, settings=run, seed=args.seed,
+                                   autocast=autocast()).response_ids
+        finally:
+            sampling._wants_bf16_copy = wants
 
     warm_up = sampling.Sampling(max_new_tokens=4)  # first-call costs (allocator, kernels) out of the timings
     sampling.sample(model, tokenizer, chats[:2], settings=warm_up, autocast=autocast())
@@ -97,6 +112,9 @@ def main() -> None:
             lambda: loop(by_length, sampling.generate_batch)
         runs[f"hand decode loop, input order (bs {settings.batch_size})"] = \
             lambda: loop(in_order, sampling.decode_batch)
+        if bf16:
+            runs[f"realm sample, autocast over fp32 weights (bs {settings.batch_size})"] = \
+                lambda: realm(settings.batch_size, bf16_copy=False)
     for bs in [settings.batch_size] + [int(b) for b in args.batch_sizes.split(",") if b]:
         runs[f"realm sample (bs {bs})"] = lambda bs=bs: realm(bs)
 
@@ -126,7 +144,7 @@ def main() -> None:
     console.print(f"matmul ceiling measured in this run: {peak / 1e12:.2f} TFLOP/s "
                   f"({'bf16' if bf16 else 'fp32'}); load average after {os.getloadavg()[0]:.1f}", highlight=False)
     result = {"cpu": cpu_class(), "cpu_model": cpu_model(), "threads": torch.get_num_threads(), "model": args.model,
-              "prompts": len(chats), "k": args.k, "max_new_tokens": args.max_new_tokens, "bf16_autocast": bf16,
+              "lora_rank": args.lora, "prompts": len(chats), "k": args.k, "max_new_tokens": args.max_new_tokens, "bf16_autocast": bf16,
               "prompt_tokens": {"min": lengths[0], "median": lengths[len(lengths) // 2], "max": lengths[-1]},
               "matmul_tflops_measured": round(peak / 1e12, 3), "runs": rows}
     if args.json:

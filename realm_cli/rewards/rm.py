@@ -328,6 +328,18 @@ def load(name: str, *, device: str | None = None, max_length: int | None = None,
     return LoadedRM(model, tokenizer, fmt, info, device)
 
 
+def scoring_dtype(precision: str, device: str) -> str:
+    """The dtype to load an RM in for scoring at ``precision``: bf16 weights on a CPU that scores in bf16. Under
+    autocast over fp32 weights every norm, softmax and residual add runs in fp32 with casts around each matmul;
+    the logits are bf16-rounded either way (the head's matmul is bf16 too). Measured with the demo's MiniLM RM on
+    800 HH responses: 79 vs 63 responses/s, pairwise accuracy 0.682 vs 0.688 (AVX512-BF16, 2 threads)."""
+    from realm_cli import models
+
+    cpu = not device.startswith("cuda")
+    bf16 = precision == "bf16" or (precision == "auto" and models.bf16_supported(device))
+    return "bfloat16" if cpu and bf16 else "auto"
+
+
 def pad_batch(seqs: Sequence[list[int]], pad_id: int):
     import torch
 

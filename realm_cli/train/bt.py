@@ -35,7 +35,7 @@ from realm_cli.train.loading import load_model, load_pairs, load_tokenizer_and_c
 from realm_cli.train.metrics import evaluate_sets, name_eval_metrics, print_table, reload_difference
 from realm_cli.train.plots import plot
 from realm_cli.train.preflight import describe_precision, last_checkpoint, preflight, resolve_precision, \
-    uses_master_weights
+    uses_bf16_base, uses_master_weights
 from realm_cli.train.trainer import console, layout_callback, progress_callback, reward_trainer_class, \
     time_budget_callback, training_arguments
 
@@ -50,7 +50,8 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
     if sharded_cpu:
         precision = "fp32"  # DeepSpeed's CPU accelerator and FSDP2 on a CPU: fp32 (see distributed.trainer_kwargs)
     master = uses_master_weights(recipe, precision, device)
-    precision_mode, precision_reason = describe_precision(cfg.precision, precision, device, master)
+    bf16_base = uses_bf16_base(recipe, precision, device)
+    precision_mode, precision_reason = describe_precision(cfg.precision, precision, device, master, bf16_base)
     if sharded_cpu:
         precision_reason = f"{'DeepSpeed' if distributed.deepspeed_launched() else 'FSDP'} on CPU processes " \
             f"runs fp32 (trainer.precision={cfg.precision} applies on GPUs)"
@@ -96,7 +97,7 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
     from transformers import set_seed
 
     set_seed(recipe.seed)  # the new score head is random: same seed, same head
-    model = load_model(recipe.model, tokenizer, precision, master)
+    model = load_model(recipe.model, tokenizer, precision, master, bf16_base)
     segment_ids = rmlib.attach_segment_ids(model, fmt)
     lora = recipe.model.lora
     progress = progress_callback(pairs_per_step)
@@ -111,6 +112,10 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
         peft_config=peft_config(model, lora) if lora is not None else None, callbacks=[progress],
         optimizer_cls_and_kwargs=optimizer)
     progress.trainer = trainer
+    if bf16_base:  # PEFT upcasts LoRA adapters to fp32 (autocast_adapter_dtype); whatever trains must be fp32
+        for param in trainer.model.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
     if budget is not None:
         budget.trainer = trainer
         trainer.add_callback(budget)
@@ -137,7 +142,7 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
                   "epochs": trainer.state.epoch, "loss": result.training_loss, "seconds": round(train_seconds, 2),
                   "pairs_per_second": round(trained_steps * pairs_per_step / max(train_seconds, 1e-9), 2),
                   "precision": precision, "precision_mode": precision_mode, "precision_reason": precision_reason,
-                  "master_weights": master, "max_length": max_length, "format": fmt.format,
+                  "master_weights": master, "bf16_base": bf16_base, "max_length": max_length, "format": fmt.format,
                   "world_size": distributed.world_size(), "lora": lora is not None},
         "distributed": layout.info,
         "data": splits.report.to_json(),
@@ -173,7 +178,11 @@ def train(recipe, cfg, output_dir: Path, *, resume: bool = False) -> dict:
         metrics["train"]["live_scores"] = live  # the gathered model's, for checking a reload elsewhere
     if cfg.merge:
         metrics["merged"] = str(write_merged(rm, output_dir))
-    val_metrics, scores = evaluate_sets(rm, splits.validation, cfg.eval_batch_size, train=splits.train)
+    if rmlib.scoring_dtype("auto", rm.device) == "bfloat16":  # the validation sets scored as the bt reward does
+        rm.model.to(torch.bfloat16)
+    val_metrics, scores = evaluate_sets(rm, splits.validation, cfg.eval_batch_size, train=splits.train,
+                                        say=lambda line: console.print(line, highlight=False, markup=False,
+                                                                       soft_wrap=True))
     metrics["validation"] = val_metrics
     tracking.log_metrics(trainer, {"validation": val_metrics}, "realm")
     if val_metrics:

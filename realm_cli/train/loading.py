@@ -84,11 +84,13 @@ def quantization_config(quantization: str, precision: str):
                                                use_bnb_nested_quant=True, dtype=compute))
 
 
-def load_model(model_cfg, tokenizer, precision: str, master_weights: bool = False):
+def load_model(model_cfg, tokenizer, precision: str, master_weights: bool = False, bf16_base: bool = False):
     """The base model as a single-logit sequence classifier. Called after TrainingArguments exist, so that under
     ZeRO-3 ``from_pretrained`` loads the weights already partitioned (HF's deepspeed.zero.Init hook). With master
     weights the model is loaded in bf16 with eager attention: with bf16 weights eager's backward beats SDPA's on a
-    CPU (measured 1.3x per MiniLM step over SDPA + autocast), while under autocast it is the slower one."""
+    CPU (measured 1.3x per MiniLM step over SDPA + autocast), while under autocast it is the slower one. With a
+    bf16 base (``preflight.uses_bf16_base``, LoRA) the model is loaded in bf16 but its score head is fp32 and reads
+    its input in fp32, so the head trains in fp32 and the model also runs outside autocast (the reload check)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -100,6 +102,8 @@ def load_model(model_cfg, tokenizer, precision: str, master_weights: bool = Fals
     kwargs = {}
     if master_weights:
         dtype, kwargs["attn_implementation"] = torch.bfloat16, "eager"
+    if bf16_base:
+        dtype = torch.bfloat16
     lora = model_cfg.lora
     if lora is not None and lora.quantization != "none":
         kwargs["quantization_config"] = quantization_config(lora.quantization, precision)
@@ -112,7 +116,17 @@ def load_model(model_cfg, tokenizer, precision: str, master_weights: bool = Fals
     rmlib.ensure_pad_token(tokenizer, model, model_cfg.name)
     if master_weights:  # the BT loss (and TRL's accuracy/centering) in fp32, not on bf16-rounded rewards
         model.register_forward_hook(_float_logits)
+    if bf16_base:  # before PEFT wraps the model: its modules_to_save copy of the head is then fp32 too
+        for name in rmlib.head_modules(model):
+            head = getattr(model, name).float()
+            head.register_forward_pre_hook(_float_inputs)
     return model
+
+
+def _float_inputs(module, args):
+    import torch
+
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
 
 
 def _float_logits(module, args, output):

@@ -5,6 +5,8 @@ accuracy with its 95% bootstrap interval, and the transfer table (``realm_cli.ev
 
 from __future__ import annotations
 
+import time
+
 from realm_cli.evaluate.stats import CI_RESAMPLES, CI_SEED, format_ci, pair_summary
 from realm_cli.evaluate.transfer import seen_in_training, transfer_table, with_lengths
 from realm_cli.rewards import rm as rmlib
@@ -35,8 +37,10 @@ def pair_metrics(chosen: list[float], rejected: list[float], *, resamples: int =
 
 
 def evaluate_sets(rm: rmlib.LoadedRM, validation: dict, batch_size: int, *, train: list | None = None,
-                  resamples: int = CI_RESAMPLES, seed: int = CI_SEED) -> tuple[dict, dict]:
+                  resamples: int = CI_RESAMPLES, seed: int = CI_SEED, say=None) -> tuple[dict, dict]:
     """Metrics and raw scores per validation set, scored from the saved directory exactly as the bt reward does.
+    ``say(line)`` is told when each set starts and ends (pairs, seconds, rate, accuracy): scoring a 135M model's
+    sets takes minutes on a CPU, and a log must show where the run is.
 
     Each set's metrics carry the accuracy's 95% interval and the length baselines on the same pairs
     (``evaluate.transfer.with_lengths``); given the ``train`` records, also whether the set's source was trained on
@@ -52,10 +56,17 @@ def evaluate_sets(rm: rmlib.LoadedRM, validation: dict, batch_size: int, *, trai
         if not records:
             continue
         prompts = [r.prompt for r in records]
+        if say:
+            say(f"validation: scoring {name} ({len(records)} pairs)")
+        started = time.perf_counter()
         s = rmlib.score(rm, prompts + prompts, [r.chosen for r in records] + [r.rejected for r in records],
                         batch_size=batch_size)
+        took = time.perf_counter() - started
         chosen, rejected = s[: len(records)], s[len(records):]
         metrics[name] = summarise(records, chosen, rejected)
+        if say:
+            say(f"validation: {name} scored in {took:.1f} s ({len(records) / max(took, 1e-9):.1f} pairs/s), "
+                f"accuracy {metrics[name]['accuracy']:.3f}")
         scores[name] = (chosen, rejected)
         sources = sorted({r.source for r in records})
         if len(sources) > 1:  # a held-out slice of a mixture: each source's share reported on its own too

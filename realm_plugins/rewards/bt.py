@@ -41,11 +41,14 @@ class BTReward(Reward):
     @property
     def rm(self):
         if self._rm is None:
+            import torch
+
             from realm_cli.rewards import rm as reward_model
 
-            self._rm = reward_model.load(self.config.model, device=self.config.device,
-                                         max_length=self.config.max_length,
-                                         trust_remote_code=self.config.trust_remote_code)
+            device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self._rm = reward_model.load(self.config.model, device=device, max_length=self.config.max_length,
+                                         trust_remote_code=self.config.trust_remote_code,
+                                         dtype=reward_model.scoring_dtype(self.config.precision, device))
             info = self._rm.info
             if self.config.normalize and (info is None or not info.reward_std):
                 from realm_cli.errors import RealmError

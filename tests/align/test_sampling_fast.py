@@ -118,3 +118,46 @@ def test_sampling_tends_to_greedy(policy_model, temperature, top_p):
     cold = sampling.sample(model, tokenizer, PROMPTS, k=2, seed=0, settings=sampling.Sampling(
         max_new_tokens=8, batch_size=4, temperature=temperature, top_p=top_p))
     assert cold.response_ids == greedy.response_ids
+
+
+def test_bf16_autocast_samples_from_a_bf16_copy_with_autocasts_tokens(policy_model, monkeypatch):
+    """Under CPU bf16 autocast the sampler decodes with a copy whose linear weights are bf16: the same greedy tokens
+    as autocast over the fp32 weights (the same bf16 operands reach each matmul), the policy itself untouched."""
+    import torch
+
+    model, tokenizer = policy_model
+    settings = sampling.Sampling(max_new_tokens=10, batch_size=4)
+    copies = []
+    real_copy = sampling.bf16_matmul_copy
+    monkeypatch.setattr(sampling, "bf16_matmul_copy", lambda m: copies.append(real_copy(m)) or copies[-1])
+    fast = sampling.sample(model, tokenizer, PROMPTS, k=2, settings=settings, greedy=True,
+                           autocast=torch.autocast("cpu", dtype=torch.bfloat16))
+    assert len(copies) == 1
+    linear = [m for m in copies[0].modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and all(m.weight.dtype == torch.bfloat16 for m in linear)
+    assert copies[0].get_input_embeddings().weight.dtype == torch.float32  # the residual stream stays fp32
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    monkeypatch.setattr(sampling, "_wants_bf16_copy", lambda m: False)
+    plain = sampling.sample(model, tokenizer, PROMPTS, k=2, settings=settings, greedy=True,
+                            autocast=torch.autocast("cpu", dtype=torch.bfloat16))
+    assert fast.response_ids == plain.response_ids
+    assert not sampling._wants_bf16_copy(model)  # outside autocast: no copy, fp32 as asked
+
+
+def test_the_bf16_copy_of_a_lora_policy_is_merged_and_scores_like_it(tiny_llama_dir, one_thread):
+    """A LoRA policy's copy has its adapter folded in (one matmul per layer) and gives the adapter's logits to bf16
+    rounding; the policy keeps its adapter."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = load(tiny_llama_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    copy = sampling.bf16_matmul_copy(peft_model)
+    assert not any("lora" in n for n, _ in copy.named_parameters())
+    assert any("lora" in n for n, _ in peft_model.named_parameters())
+    ids = torch.tensor([tokenizer("a small test of the copy")["input_ids"]])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = peft_model(input_ids=ids).logits.float()
+        got = copy(input_ids=ids).logits.float()
+    assert torch.allclose(got, want, atol=0.05 * want.abs().max().item())

@@ -164,3 +164,24 @@ def test_a_multi_label_classifier_is_not_a_reward_model(tmp_path, minilm_tokeniz
     AutoTokenizer.from_pretrained(minilm_tokenizer_dir).save_pretrained(tmp_path)
     with pytest.raises(RealmError, match="3 output labels"):
         rmlib.load(str(tmp_path))
+
+
+@pytest.mark.parametrize("precision,bf16_cpu,dtype", [("auto", True, "bfloat16"), ("auto", False, "float32"),
+                                                      ("bf16", False, "bfloat16"), ("fp32", True, "float32")])
+def test_bt_reward_scores_with_bf16_weights_where_it_scores_in_bf16(tiny_gpt2_rm, monkeypatch, precision,
+                                                                    bf16_cpu, dtype):
+    """On a CPU that scores in bf16 the RM is loaded in bf16 (no fp32 norms and casts around each matmul); its
+    scores agree with the fp32 model's to bf16 rounding."""
+    import torch
+
+    from realm_cli import models
+    from realm_plugins.rewards.bt import BTReward
+
+    monkeypatch.setattr(models, "bf16_supported", lambda device="cpu": bf16_cpu)
+    reward = BTReward(BTReward.Config(model=tiny_gpt2_rm, precision=precision, device="cpu"))
+    prompts = [[user("a")], [user("a much longer question with many more words in it")], [user("mid size")]]
+    responses = ["x", "a long response " * 5, "ok then"]
+    scores = reward.score(prompts, responses)
+    assert {p.dtype for p in reward.rm.model.parameters()} == {getattr(torch, dtype)}
+    exact = BTReward(BTReward.Config(model=tiny_gpt2_rm, precision="fp32", device="cpu")).score(prompts, responses)
+    assert scores == pytest.approx(exact, abs=0.05 * max(map(abs, exact)))

@@ -75,7 +75,7 @@ def test_lora_gpt2_pads_with_eos_saves_the_head_and_merges(tmp_path, tiny_gpt2_d
     from realm_cli.rewards import rm as reward_model
 
     lora = "  lora: {r: 4, alpha: 8, dropout: 0.0, target_modules: [c_attn, c_proj]}"
-    metrics, out = _train(tmp_path, tiny_gpt2_dir, lora=lora, trainer={"merge": True})
+    metrics, out = _train(tmp_path, tiny_gpt2_dir, lora=lora, trainer={"merge": True, "precision": "fp32"})
     with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:
         assert any("score" in k for k in f.keys())  # trl#1379: the head travels with the adapter
     assert metrics["train"]["reload_max_abs_diff"] < 1e-5
@@ -100,7 +100,7 @@ def test_lora_bert_keeps_segment_ids_through_merge(tmp_path, tiny_bert_dir):
     """PEFT wraps the model after realm hooks segment ids onto it: the adapter run, its reload and the merged plain
     model must all score like a plain tokenizer(prompt, response) call."""
     lora = "  lora: {r: 4, alpha: 8, dropout: 0.0, target_modules: [query, value]}"
-    metrics, out = _train(tmp_path, tiny_bert_dir, lora=lora, trainer={"merge": True})
+    metrics, out = _train(tmp_path, tiny_bert_dir, lora=lora, trainer={"merge": True, "precision": "fp32"})
     assert metrics["train"]["reload_max_abs_diff"] < 1e-5
     assert json.loads((out / "merged" / "realm_rm.json").read_text())["segment_ids"] is True
 
@@ -226,3 +226,27 @@ def test_a_mixed_validation_set_is_also_reported_per_source(tiny_bert_dir):
         assert len(metrics[name]["ci95"]) == 2 and "length" in metrics[name]
     assert metrics["held-out/hh-rlhf"]["length"]["longer_wins"]["accuracy"] == 1.0
     assert metrics["held-out/pandalm"]["length"]["longer_wins"]["n"] == 3
+
+
+def test_bf16_lora_on_cpu_trains_fp32_adapters_on_a_bf16_base(tmp_path, tiny_llama_dir):
+    """bf16 on a CPU with LoRA: the frozen base runs in bf16, what trains (adapters, score head) stays fp32 and is
+    saved fp32; the saved RM reloads onto the fp32 base within bf16 rounding of the live model's scores."""
+    import torch
+    from safetensors import safe_open
+
+    lora = "  lora: {r: 4, alpha: 8, dropout: 0.0, target_modules: [q_proj, v_proj]}"
+    metrics, out = _train(tmp_path, tiny_llama_dir, lora=lora, trainer={"precision": "bf16"})
+    train = metrics["train"]
+    assert train["bf16_base"] is True and train["master_weights"] is False
+    assert train["precision_mode"].startswith("bf16 frozen base")
+    assert train["reload_max_abs_diff"] < 0.05  # bf16 rounding of the base, not a lost (random) head
+    assert metrics["validation"]["held-out"]["accuracy"] >= 0.9
+    with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:
+        dtypes = {k: f.get_tensor(k).dtype for k in f.keys()}
+    assert any("score" in k for k in dtypes) and set(dtypes.values()) == {torch.float32}
+
+
+def test_fp32_lora_keeps_an_fp32_base(tmp_path, tiny_llama_dir):
+    lora = "  lora: {r: 4, alpha: 8, dropout: 0.0, target_modules: [q_proj, v_proj]}"
+    metrics, _ = _train(tmp_path, tiny_llama_dir, lora=lora, trainer={"precision": "fp32", "max_steps": 2})
+    assert metrics["train"]["bf16_base"] is False and metrics["train"]["reload_max_abs_diff"] < 1e-5

@@ -32,8 +32,12 @@ def test_sets_carry_intervals_length_baselines_and_what_was_trained_on(tiny_bert
              for i, (c, r) in enumerate([(5, 2), (1, 4), (3, 3), (6, 2)])]
     held = [rec("preference", 20 + i, "a" * (i + 3), "bb") for i in range(3)]  # the train file, unseen pairs
     leaked = train[:2] + [rec("preference", 30, "x" * 4, "y", file="b.jsonl")]  # two pairs the RM trained on
+    said: list[str] = []
     metrics, scores = evaluate_sets(rmlib.load(tiny_bert_dir), {"held-out": held, "other": other, "leaked": leaked},
-                                    4, train=train)
+                                    4, train=train, say=said.append)
+    assert len(said) == 6 and said[2] == "validation: scoring other (4 pairs)"  # a start and an end per set
+    assert said[3].startswith("validation: other scored in ") and said[3].endswith(
+        f"pairs/s), accuracy {metrics['other']['accuracy']:.3f}")
 
     o = metrics["other"]
     assert o["pairs"] == 4 and (o["ci_resamples"], o["ci_seed"]) == (1000, 0)
