@@ -1,11 +1,33 @@
-"""What this CPU can do, measured in the benchmark's own run rather than assumed: bf16 and fp32 matmul TFLOP/s at
-transformer-layer shapes, and the useful FLOPs of an encoder pass over given sequence lengths."""
+"""What this CPU is and can do, measured in the benchmark's own run rather than assumed: its class (model, the bf16
+units realm's precision choice looks for, cores), bf16 and fp32 matmul TFLOP/s at transformer-layer shapes, and the
+useful FLOPs of an encoder pass over given sequence lengths."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 SHAPES = ((4096, 384, 1536), (4096, 1536, 384), (2048, 2048, 2048))  # MiniLM MLP in/out, one square
+
+
+def cpu_class() -> dict:
+    """What the numbers were measured on: model name, the bf16 units realm's precision choice looks for, cores."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "unknown")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    return {"model": model, "cores": os.cpu_count(), "amx_bf16": "amx_bf16" in flags,
+            "avx512_bf16": "avx512_bf16" in flags, "avx2": "avx2" in flags}
+
+
+def describe_cpu(cpu: dict | None = None) -> str:
+    cpu = cpu or cpu_class()
+    units = "AMX" if cpu["amx_bf16"] else "AVX512-BF16" if cpu["avx512_bf16"] else "no bf16 units (AVX2 only)" \
+        if cpu["avx2"] else "no bf16 units"
+    return f"CPU: {cpu['model']}, {cpu['cores']} cores, {units}"
 
 
 def matmul_tflops(dtype: str, seconds: float = 1.0) -> float:

@@ -2,12 +2,13 @@
 
     .venv/bin/python benchmarks/rm_transfer.py [--recipe cpu-minilm] [--train helpful-base]
         [--train helpful-rejection-sampled] [--train helpful-base+helpful-rejection-sampled] [--precision fp32]
-        [--json out.json] [KEY=VALUE ...]
+        [--eval-limit 1000] [--json out.json] [KEY=VALUE ...]
 
 Each ``--train`` entry (default: helpful-base, then helpful-rejection-sampled — the two HH helpfulness test files in
 ../shared/data) trains the recipe's reward model on that HH subset (``a+b``: the mixture of both) with the recipe's
 ``validation_split`` held out, in its own process, and scores it on every evaluation set: the held-out slice of its
-own source, each HH helpfulness file it did not train on (whole), LLMBar natural, MT-Bench human and PandaLM. Every
+own source, each HH helpfulness file it did not train on, LLMBar natural, MT-Bench human and PandaLM (each set's
+first ``--eval-limit`` pairs, default 1,000, which keeps `make bench` within its time; 0 scores every set whole). Every
 cell is the accuracy with its 95% bootstrap interval and, beside it, the length baselines on the same pairs
 ("longer wins", "shorter wins") and whether the RM beats the better one (paired bootstrap) — the transfer report
 ``realm train-rm`` prints, laid out as a train-source x eval-set matrix. Prints the CPU class (model, AMX /
@@ -32,29 +33,13 @@ import sys
 import time
 from pathlib import Path
 
+from ceiling import cpu_class, describe_cpu
+
 REPO = Path(__file__).resolve().parents[1]
 HH = ("helpful-base", "helpful-rejection-sampled")
 OOD = {"llmbar-natural": {"name": "llmbar", "subsets": ["llmbar-natural"]},
        "mt-bench-human": {"name": "mt-bench-human"},
        "pandalm": {"name": "pandalm"}}
-
-
-def cpu_class() -> dict:
-    """What the numbers were measured on: model name, the bf16 units realm's precision choice looks for, cores."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        info = ""
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "unknown")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
-    return {"model": model, "cores": os.cpu_count(), "amx_bf16": "amx_bf16" in flags,
-            "avx512_bf16": "avx512_bf16" in flags, "avx2": "avx2" in flags}
-
-
-def describe_cpu(cpu: dict) -> str:
-    units = "AMX" if cpu["amx_bf16"] else "AVX512-BF16" if cpu["avx512_bf16"] else "no bf16 units (AVX2 only)" \
-        if cpu["avx2"] else "no bf16 units"
-    return f"CPU: {cpu['model']}, {cpu['cores']} cores, {units}"
 
 
 def train_overrides(train: str, eval_limit: int | None, train_limit: int | None) -> tuple[list[str], list[str]]:
@@ -165,7 +150,9 @@ def main() -> None:
     parser.add_argument("--recipe", default="cpu-minilm")
     parser.add_argument("--train", action="append", help="HH subset to train on (a+b: both); repeatable")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="trainer.precision for every run")
-    parser.add_argument("--eval-limit", type=int, help="first N pairs of each evaluation set (smoke runs)")
+    parser.add_argument("--eval-limit", type=int, default=1000,
+                        help="first N pairs of each evaluation set (default 1000: the other HH file and PandaLM are "
+                             "cut, LLMBar natural and MT-Bench human are whole; 0: every set whole)")
     parser.add_argument("--train-limit", type=int, help="first N pairs of each training source (smoke runs)")
     parser.add_argument("--goal", type=float, default=0.60, help="accuracy goal on the HH source not trained on")
     parser.add_argument("--json", type=Path, help="write the results here")

@@ -54,8 +54,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from ceiling import matmul_tflops
-    from truthfulqa import cpu_class, cpu_model
+    from ceiling import cpu_class, describe_cpu, matmul_tflops
 
     from realm_cli import models
     from realm_cli.align import policy, sampling
@@ -79,7 +78,7 @@ def main() -> None:
     queries = [templated[i] for i in range(len(chats)) for _ in range(args.k)]
     options = sampling.generate_options(tokenizer, sampling._eos_ids(model, tokenizer), settings, greedy=False)
     lengths = sorted(map(len, templated))
-    console.print(f"{cpu_model()} ({cpu_class()}), {torch.get_num_threads()} threads, load average "
+    console.print(f"{describe_cpu()}, {torch.get_num_threads()} threads, load average "
                   f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {len(chats)} prompts x k={args.k}, "
                   f"{lengths[0]}-{lengths[-1]} tokens (median {lengths[len(lengths) // 2]}), "
                   f"{'bf16 autocast' if bf16 else 'fp32'}{f', LoRA r{args.lora}' if args.lora else ''}",
@@ -143,7 +142,7 @@ def main() -> None:
     console.print(table)
     console.print(f"matmul ceiling measured in this run: {peak / 1e12:.2f} TFLOP/s "
                   f"({'bf16' if bf16 else 'fp32'}); load average after {os.getloadavg()[0]:.1f}", highlight=False)
-    result = {"cpu": cpu_class(), "cpu_model": cpu_model(), "threads": torch.get_num_threads(), "model": args.model,
+    result = {"cpu": cpu_class(), "threads": torch.get_num_threads(), "model": args.model,
               "lora_rank": args.lora, "prompts": len(chats), "k": args.k, "max_new_tokens": args.max_new_tokens, "bf16_autocast": bf16,
               "prompt_tokens": {"min": lengths[0], "median": lengths[len(lengths) // 2], "max": lengths[-1]},
               "matmul_tflops_measured": round(peak / 1e12, 3), "runs": rows}

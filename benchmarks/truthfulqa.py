@@ -4,7 +4,7 @@ whole process timed from start to exit (imports and model load included), one af
 the time ratio, both sides' MC1/MC2, the per-question differences, the share of the FLOP floor realm reaches and the
 CPU class.
 
-    .venv/bin/python benchmarks/truthfulqa.py [--limit N] [--threads T] [--model smollm2-135m-instruct] [--bos B]
+    .venv/bin/python benchmarks/truthfulqa.py [--limit 100] [--threads T] [--model smollm2-135m-instruct] [--bos B]
 
 lm-eval runs offline: task yamls that ``include:`` its packaged truthfulqa_mc1/mc2.yaml read a JSONL of the same
 questions (only these two tasks are indexed, which spares lm-eval ~10 s of start-up its CLI would spend). The FLOP
@@ -26,23 +26,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MC_TASK = REPO.parent / "shared" / "data" / "truthfulqa" / "v1" / "mc_task.json"
-
-
-def cpu_class() -> str:
-    try:
-        flags = set(" ".join(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                             if line.startswith("flags")).split())
-    except OSError:
-        return "unknown"
-    return next((f for f in ("amx_bf16", "avx512_bf16", "avx2") if f in flags), "other")
-
-
-def cpu_model() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 def write_inputs(limit: int | None, where: Path) -> tuple[Path, Path, list[dict]]:
@@ -126,7 +109,9 @@ def floor_tokens(model_dir: str, rows: list[dict], bos: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct", help="realm model alias, path or hub id")
-    parser.add_argument("--limit", type=int, default=None, help="the first N v1 questions (default: all 817)")
+    parser.add_argument("--limit", type=int, default=100,
+                        help="the first N v1 questions (default 100, which keeps `make bench` within its time; lm-eval "
+                             "takes ~35 minutes for all 817 on 2 cores; 0: all)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of both sides (default: torch's)")
     parser.add_argument("--bos", choices=("tokenizer", "true", "false"), default="tokenizer")
     parser.add_argument("--lm-eval-batch-size", type=int, default=1, help="HFLM batch size (its default: 1)")
@@ -145,7 +130,7 @@ def main() -> None:
         sys.exit('lm-eval is not installed: .venv/bin/pip install -c constraints.txt "lm-eval[hf]==0.4.13"')
 
     import torch
-    from ceiling import matmul_tflops
+    from ceiling import cpu_class, describe_cpu, matmul_tflops
     from rich.console import Console
     from rich.table import Table
 
@@ -159,7 +144,7 @@ def main() -> None:
            "TOKENIZERS_PARALLELISM": "false"}
     with tempfile.TemporaryDirectory(prefix="realm-bench-tqa-") as tmp:
         tmp = Path(tmp)
-        jsonl, tasks, rows = write_inputs(args.limit, tmp)
+        jsonl, tasks, rows = write_inputs(args.limit or None, tmp)
         n = len(rows)
         console.print(f"{n} TruthfulQA v1 questions, {args.model}, fp32, {threads} threads, bos={args.bos}",
                       highlight=False)
@@ -189,8 +174,8 @@ def main() -> None:
     score_s = detail["seconds"][model_dir]["score_s"]
     result = {
         "questions": n, "model": args.model, "params": params, "dtype": "float32", "bos": args.bos,
-        "bos_added": detail["models"][model_dir]["bos_added"], "threads": threads, "cpu_class": cpu_class(),
-        "cpu": cpu_model(), "lm_eval_version": harness["version"], "lm_eval_batch_size": args.lm_eval_batch_size,
+        "bos_added": detail["models"][model_dir]["bos_added"], "threads": threads, "cpu": cpu_class(),
+        "lm_eval_version": harness["version"], "lm_eval_batch_size": args.lm_eval_batch_size,
         "protocol": detail["protocol"],
         "realm_s": round(realm_s, 2), "lm_eval_s": round(lm_s, 2), "speedup": round(lm_s / realm_s, 2),
         "realm_scoring_s": score_s, "lm_eval_evaluate_s": round(harness["evaluate_s"], 2),
@@ -206,7 +191,7 @@ def main() -> None:
     }
     result["targets"] = {"faster_than_lm_eval": result["speedup"] > 1,
                          "mc1_equal_mc2_within_1e-4_per_question": d_mc1 == 0 and d_mc2 <= 1e-4}
-    table = Table(title=f"TruthfulQA v1 x{n}, {args.model} fp32, {threads} threads, {result['cpu_class']}")
+    table = Table(title=f"TruthfulQA v1 x{n}, {args.model} fp32, {threads} threads, {describe_cpu(result['cpu'])}")
     for col in ("", "process s", "scoring s", "RSS GB", "MC1", "MC2"):
         table.add_column(col, justify="left" if not col else "right")
     table.add_row("realm", f"{realm_s:.1f}", f"{score_s:.1f}", f"{realm_gb:.2f}",

@@ -80,6 +80,9 @@ def score_item(item, ll: dict[str, float]) -> dict:
     return out
 
 
+CHUNK = 8  # questions handed to the scorer at a time (it packs ~5 to a forward): progress moves every few seconds
+
+
 def loglikelihoods(model_name: str, items: list, config: TruthfulQAConfig, progress,
                    info: dict | None = None) -> list[dict[str, float]]:
     """Every distinct choice's summed log-likelihood, per question; ``info`` (if given) gets ``bos_added`` and the
@@ -100,13 +103,16 @@ def loglikelihoods(model_name: str, items: list, config: TruthfulQAConfig, progr
     started = time.perf_counter()
     task = progress.add_task(f"truthfulqa {model_name}", total=len(items))
     out = []
-    for done, item in enumerate(items, 1):
-        choices = question_choices(item)
-        lls = scorer.score(tqa.context(item.question), [tqa.continuation(c) for c in choices])
-        out.append(dict(zip(choices, lls)))
-        progress.advance(task)
-        if not progress.console.is_terminal and done % max(1, len(items) // 10) == 0:
-            progress.console.print(f"truthfulqa {model_name}: {done}/{len(items)} questions", highlight=False)
+    every = max(1, len(items) // 10)
+    for start in range(0, len(items), CHUNK):
+        chunk = items[start:start + CHUNK]
+        choices = [question_choices(item) for item in chunk]
+        lls = scorer.score_many([(tqa.context(item.question), [tqa.continuation(c) for c in ch])
+                                 for item, ch in zip(chunk, choices)])
+        out.extend(dict(zip(ch, ll)) for ch, ll in zip(choices, lls))
+        progress.advance(task, len(chunk))
+        if not progress.console.is_terminal and len(out) // every > (len(out) - len(chunk)) // every:
+            progress.console.print(f"truthfulqa {model_name}: {len(out)}/{len(items)} questions", highlight=False)
     info["score_s"] = round(time.perf_counter() - started, 3)
     return out
 

@@ -30,27 +30,55 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def _load(path):
+def _load(path, attn: str = "sdpa"):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=attn).eval()
+    return model, AutoTokenizer.from_pretrained(path)
 
 
-@pytest.mark.parametrize(("fixture", "batch_size"), [("tiny_llama_dir", 2), ("tiny_gpt2_dir", 32)])
-def test_cached_batched_loglikelihood_equals_direct_unbatched(fixture, batch_size, request):
+@pytest.mark.parametrize(("fixture", "batch_size", "attn", "packed"), [
+    ("tiny_llama_dir", 2, "sdpa", True), ("tiny_llama_dir", 3, "eager", True), ("tiny_gpt2_dir", 32, "sdpa", True),
+    ("tiny_gpt2_dir", 32, "eager", True),
+    ("tiny_llama_dir", 2, "sdpa", False)])  # the right-padded batches flash attention gets (it takes no 4-D mask)
+def test_cached_batched_loglikelihood_equals_direct_unbatched(fixture, batch_size, attn, packed, request):
     from realm_cli.evaluate.loglik import ContinuationScorer, direct_loglikelihood, encode_pair
 
-    model, tok = _load(request.getfixturevalue(fixture))
+    model, tok = _load(request.getfixturevalue(fixture), attn)
     scorer = ContinuationScorer(model, tok, shared_prefix=tqa.QA_PRIMER, batch_size=batch_size)
-    for question, choices in QUESTIONS:
-        ctx = tqa.context(question)
-        conts = [tqa.continuation(c) for c in choices]
-        cached = scorer.score(ctx, conts)
-        direct = [direct_loglikelihood(model, *encode_pair(tok, ctx, c)) for c in conts]
-        assert cached == pytest.approx(direct, abs=1e-4)
-        assert len(set(round(x, 3) for x in direct)) == len(direct)  # the choices really differ
-    assert scorer.prefix_hits == len(QUESTIONS)  # the primer's cache was reused, not silently bypassed
+    assert scorer.packed  # sdpa and eager both take the packed layout's mask
+    scorer.packed = packed
+    primer = scorer.prefix_cache.get_seq_length()
+    for _ in range(2):  # twice: scoring leaves the primer's cache as it found it
+        for question, choices in QUESTIONS:
+            ctx = tqa.context(question)
+            conts = [tqa.continuation(c) for c in choices]
+            cached = scorer.score(ctx, conts)
+            direct = [direct_loglikelihood(model, *encode_pair(tok, ctx, c)) for c in conts]
+            assert cached == pytest.approx(direct, abs=1e-4)
+            assert len(set(round(x, 3) for x in direct)) == len(direct)  # the choices really differ
+            assert scorer.prefix_cache.get_seq_length() == primer
+    assert scorer.prefix_hits == 2 * len(QUESTIONS)  # the primer's cache was reused, not silently bypassed
+
+
+@pytest.mark.parametrize(("max_tokens", "forwards"), [(1, 5), (10_000, 2)])
+def test_several_questions_packed_in_one_forward_equal_each_scored_alone(tiny_llama_dir, max_tokens, forwards):
+    from realm_cli.evaluate.loglik import ContinuationScorer, direct_loglikelihood, encode_pair
+
+    model, tok = _load(tiny_llama_dir)
+    scorer = ContinuationScorer(model, tok, shared_prefix=tqa.QA_PRIMER)
+    items = [(tqa.context(q), [tqa.continuation(c) for c in choices]) for q, choices in QUESTIONS * 2]
+    items.insert(1, ("Q: Is the Earth flat?\nA:", [" No.", " Yes."]))  # no primer: its own forward, order kept
+    calls = []
+    hook = model.register_forward_pre_hook(lambda *_: calls.append(1))
+    got = scorer.score_many(items, max_tokens)
+    hook.remove()
+    for (ctx, conts), scores in zip(items, got):
+        assert scores == pytest.approx([direct_loglikelihood(model, *encode_pair(tok, ctx, c)) for c in conts],
+                                       abs=1e-4)
+    assert scorer.prefix_hits == 4
+    assert len(calls) == forwards  # 4 primer questions in one forward (or one each) + the one without the primer
 
 
 def test_prefix_that_does_not_tokenise_as_a_prefix_falls_back_to_the_full_context(tiny_llama_dir):
