@@ -111,7 +111,8 @@ def loglikelihoods(model_name: str, items: list, config: TruthfulQAConfig, progr
                                  for item, ch in zip(chunk, choices)])
         out.extend(dict(zip(ch, ll)) for ch, ll in zip(choices, lls))
         progress.advance(task, len(chunk))
-        if not progress.console.is_terminal and len(out) // every > (len(out) - len(chunk)) // every:
+        if not progress.console.is_terminal and (len(out) // every > (len(out) - len(chunk)) // every
+                                                   or len(out) == len(items)):
             progress.console.print(f"truthfulqa {model_name}: {len(out)}/{len(items)} questions", highlight=False)
     info["score_s"] = round(time.perf_counter() - started, 3)
     return out

@@ -163,6 +163,8 @@ def test_truthfulqa_end_to_end_on_smollm2_and_real_data(tmp_path):
     out = tmp_path / "tqa"
     result = _run(["eval", "truthfulqa", "--limit", "20", "-o", str(out)])
     assert "MC1" in result.output and "MC2" in result.output
+    # a log (not a terminal) shows where scoring is, ending with the last question
+    assert "8/20 questions" in result.output and "20/20 questions" in result.output
     metrics = json.loads((out / "metrics.json").read_text())["truthfulqa"]["smollm2-135m-instruct"]
     detail = json.loads((out / "truthfulqa.json").read_text())
     assert detail["protocol"] == tqa.protocol("tokenizer", "cached")
