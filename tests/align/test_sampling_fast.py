@@ -161,3 +161,72 @@ def test_the_bf16_copy_of_a_lora_policy_is_merged_and_scores_like_it(tiny_llama_
         want = peft_model(input_ids=ids).logits.float()
         got = copy(input_ids=ids).logits.float()
     assert torch.allclose(got, want, atol=0.05 * want.abs().max().item())
+
+
+@pytest.mark.parametrize("temperature,top_p", [(0.8, 0.95), (1.0, 0.5), (0.3, 0.99), (1.5, 0.999), (1.0, 1e-6)])
+def test_nucleus_candidates_are_the_warpers_distribution(temperature, top_p):
+    """The kept tokens and their probabilities equal ``softmax(TopP(Temperature(logits)))``, the distribution
+    ``generate()`` samples from: peaked rows (a few tokens hold the mass) and flat ones (hundreds kept, past the
+    first 64 sorted), in one batch."""
+    import torch
+    from transformers.generation.logits_process import (LogitsProcessorList, TemperatureLogitsWarper,
+                                                        TopPLogitsWarper)
+
+    gen = torch.Generator().manual_seed(0)
+    spread = torch.tensor([0.2, 1.0, 3.0, 8.0]).repeat_interleave(3)[:, None]
+    logits = torch.randn((12, 5000), generator=gen) * spread
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)])
+    assert sampling.nucleus_settings(warpers) == (temperature, top_p, 1)
+    expected = torch.softmax(warpers(None, logits.clone()), dim=-1)
+    ids, probs = sampling.nucleus_candidates(logits, temperature, top_p)
+    got = torch.zeros_like(expected).scatter_add_(1, ids, probs)
+    assert torch.allclose(got, expected, atol=1e-6)
+    kept = (expected > 0).sum(-1)
+    assert kept.min() >= 1 and (top_p < 0.9 or kept.max() > 64)  # the flat rows needed more than one round
+    draws = sampling.nucleus_sample(logits, temperature, top_p)
+    assert bool((expected.gather(1, draws[:, None]) > 0).all())  # every draw is a kept token
+
+
+def test_nucleus_sampling_frequencies_follow_the_probabilities():
+    import torch
+
+    torch.manual_seed(0)
+    logits = torch.tensor([[2.0, 1.5, 1.0, 0.0, -1.0, -3.0]]).repeat(20000, 1)
+    ids, probs = sampling.nucleus_candidates(logits[:1], 1.0, 0.9)
+    counts = torch.bincount(sampling.nucleus_sample(logits, 1.0, 0.9), minlength=6).float() / len(logits)
+    want = torch.zeros(6).scatter_add_(0, ids[0], probs[0])
+    assert want[-1] == 0 and counts[-1] == 0  # cut by top-p
+    assert torch.allclose(counts, want, atol=0.015)  # ~4 standard errors at 20,000 draws
+
+
+def test_only_temperature_and_top_p_take_the_nucleus_path():
+    from transformers.generation.logits_process import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
+                                                        TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+
+    assert sampling.nucleus_settings(LogitsProcessorList([TopPLogitsWarper(0.9)])) == (1.0, 0.9, 1)
+    for extra in (TopKLogitsWarper(5), RepetitionPenaltyLogitsProcessor(1.2)):
+        assert sampling.nucleus_settings(LogitsProcessorList([TemperatureLogitsWarper(0.7), extra,
+                                                              TopPLogitsWarper(0.9)])) is None
+
+
+def test_the_growing_cache_layer_returns_what_concatenation_does():
+    """Prefill, decode steps past the buffer's spare room, rows dropped and copied: the keys and values equal
+    ``DynamicLayer``'s (which concatenates)."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    torch.manual_seed(0)
+    plain, growing = DynamicLayer(), sampling.growing_layer()()
+    steps = [torch.randn(4, 3, 7, 8)] + [torch.randn(4, 3, 1, 8) for _ in range(70)]
+    rows = 4
+    for i, k in enumerate(steps):
+        k = k[:rows]
+        for layer in (plain, growing):
+            keys, values = layer.update(k, -k)
+            assert torch.equal(keys, plain.keys) and torch.equal(values, plain.values)
+        if i in (10, 40):
+            index = torch.tensor([0, 2, 2]) if i == 10 else torch.tensor([1, 2])
+            for layer in (plain, growing):
+                layer.batch_select_indices(index)
+            rows = len(index)
+    assert growing.get_seq_length() == 7 + 70 and growing.keys.shape[0] == 2
