@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from support.align_toys import char_llama_dir, one_thread  # noqa: F401 - fixtures
 
-from realm_cli.align import sampling, shards
+from realm_cli.align import decoding, sampling, shards
 
 # very different lengths (1 to 36 words, under max_prompt_tokens), so length-sorted batches are not input order
 WORDS = "the quick brown fox jumps over a lazy dog while seven tired cats watch from the warm red roof".split()
@@ -176,14 +176,14 @@ def test_nucleus_candidates_are_the_warpers_distribution(temperature, top_p):
     spread = torch.tensor([0.2, 1.0, 3.0, 8.0]).repeat_interleave(3)[:, None]
     logits = torch.randn((12, 5000), generator=gen) * spread
     warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)])
-    assert sampling.nucleus_settings(warpers) == (temperature, top_p, 1)
+    assert decoding.nucleus_settings(warpers) == (temperature, top_p, 1)
     expected = torch.softmax(warpers(None, logits.clone()), dim=-1)
-    ids, probs = sampling.nucleus_candidates(logits, temperature, top_p)
+    ids, probs = decoding.nucleus_candidates(logits, temperature, top_p)
     got = torch.zeros_like(expected).scatter_add_(1, ids, probs)
     assert torch.allclose(got, expected, atol=1e-6)
     kept = (expected > 0).sum(-1)
     assert kept.min() >= 1 and (top_p < 0.9 or kept.max() > 64)  # the flat rows needed more than one round
-    draws = sampling.nucleus_sample(logits, temperature, top_p)
+    draws = decoding.nucleus_sample(logits, temperature, top_p)
     assert bool((expected.gather(1, draws[:, None]) > 0).all())  # every draw is a kept token
 
 
@@ -192,8 +192,8 @@ def test_nucleus_sampling_frequencies_follow_the_probabilities():
 
     torch.manual_seed(0)
     logits = torch.tensor([[2.0, 1.5, 1.0, 0.0, -1.0, -3.0]]).repeat(20000, 1)
-    ids, probs = sampling.nucleus_candidates(logits[:1], 1.0, 0.9)
-    counts = torch.bincount(sampling.nucleus_sample(logits, 1.0, 0.9), minlength=6).float() / len(logits)
+    ids, probs = decoding.nucleus_candidates(logits[:1], 1.0, 0.9)
+    counts = torch.bincount(decoding.nucleus_sample(logits, 1.0, 0.9), minlength=6).float() / len(logits)
     want = torch.zeros(6).scatter_add_(0, ids[0], probs[0])
     assert want[-1] == 0 and counts[-1] == 0  # cut by top-p
     assert torch.allclose(counts, want, atol=0.015)  # ~4 standard errors at 20,000 draws
@@ -203,9 +203,9 @@ def test_only_temperature_and_top_p_take_the_nucleus_path():
     from transformers.generation.logits_process import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
                                                         TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
-    assert sampling.nucleus_settings(LogitsProcessorList([TopPLogitsWarper(0.9)])) == (1.0, 0.9, 1)
+    assert decoding.nucleus_settings(LogitsProcessorList([TopPLogitsWarper(0.9)])) == (1.0, 0.9, 1)
     for extra in (TopKLogitsWarper(5), RepetitionPenaltyLogitsProcessor(1.2)):
-        assert sampling.nucleus_settings(LogitsProcessorList([TemperatureLogitsWarper(0.7), extra,
+        assert decoding.nucleus_settings(LogitsProcessorList([TemperatureLogitsWarper(0.7), extra,
                                                               TopPLogitsWarper(0.9)])) is None
 
 
@@ -216,7 +216,7 @@ def test_the_growing_cache_layer_returns_what_concatenation_does():
     from transformers.cache_utils import DynamicLayer
 
     torch.manual_seed(0)
-    plain, growing = DynamicLayer(), sampling.growing_layer()()
+    plain, growing = DynamicLayer(), decoding.growing_layer()()
     steps = [torch.randn(4, 3, 7, 8)] + [torch.randn(4, 3, 1, 8) for _ in range(70)]
     rows = 4
     for i, k in enumerate(steps):
